@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// config.hpp: compile-time configuration: which SIMD paths are compiled in, and how.
+//
+// Readers' note. Every SIMD path is compiled with GCC/Clang function `target` attributes, so a
+// consumer built for baseline x86-64 (no -mavx2) still gets the AVX2 and AVX-512 kernels, chosen
+// at run time from a cached CPU probe (core/cpu.hpp). Macros a consumer may define:
+//   ROTQUANT_FORCE_SCALAR      compile only the portable reference path (the test oracle).
+//   ROTQUANT_NO_RUNTIME_DISPATCH  compile only the paths the compiler flags already enable.
+// Resulting feature macros (1 or 0): ROTQUANT_HAS_AVX2, ROTQUANT_HAS_AVX512, ROTQUANT_HAS_NEON.
+#pragma once
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define ROTQUANT_ARCH_X86 1
+#else
+#define ROTQUANT_ARCH_X86 0
+#endif
+
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define ROTQUANT_ARCH_ARM64 1
+#else
+#define ROTQUANT_ARCH_ARM64 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ROTQUANT_GNU_LIKE 1
+#else
+#define ROTQUANT_GNU_LIKE 0
+#endif
+
+#if defined(ROTQUANT_FORCE_SCALAR)
+#define ROTQUANT_HAS_AVX2 0
+#define ROTQUANT_HAS_AVX512 0
+#define ROTQUANT_HAS_NEON 0
+#else
+#if ROTQUANT_ARCH_X86 && ROTQUANT_GNU_LIKE && \
+    (!defined(ROTQUANT_NO_RUNTIME_DISPATCH) || (defined(__AVX2__) && defined(__FMA__)))
+#define ROTQUANT_HAS_AVX2 1
+#else
+#define ROTQUANT_HAS_AVX2 0
+#endif
+#if ROTQUANT_ARCH_X86 && ROTQUANT_GNU_LIKE &&                                                    \
+    (!defined(ROTQUANT_NO_RUNTIME_DISPATCH) || (defined(__AVX512F__) && defined(__AVX512BW__) && \
+                                                defined(__AVX512VL__) && defined(__AVX512VNNI__)))
+#define ROTQUANT_HAS_AVX512 1
+#else
+#define ROTQUANT_HAS_AVX512 0
+#endif
+// NEON (Advanced SIMD) is part of the AArch64 baseline; the dot-product extension is not and
+// is selected at run time inside the NEON path.
+#if ROTQUANT_ARCH_ARM64 && ROTQUANT_GNU_LIKE
+#define ROTQUANT_HAS_NEON 1
+#else
+#define ROTQUANT_HAS_NEON 0
+#endif
+#endif
+
+// Function attributes that let a header-only library hold code for a stronger ISA than the
+// translation unit's flags. Helpers called from such a function must carry the same attribute
+// (or be inlined into it), otherwise GCC refuses to inline across target boundaries.
+#if ROTQUANT_HAS_AVX2
+#define ROTQUANT_TARGET_AVX2 __attribute__((target("avx2,fma,f16c,bmi2")))
+#else
+#define ROTQUANT_TARGET_AVX2
+#endif
+#if ROTQUANT_HAS_AVX512
+#define ROTQUANT_TARGET_AVX512 \
+  __attribute__((target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#else
+#define ROTQUANT_TARGET_AVX512
+#endif
+#if ROTQUANT_HAS_NEON
+#define ROTQUANT_TARGET_NEON_DOTPROD __attribute__((target("+dotprod")))
+#else
+#define ROTQUANT_TARGET_NEON_DOTPROD
+#endif
+
+#if ROTQUANT_GNU_LIKE
+#define ROTQUANT_ALWAYS_INLINE inline __attribute__((always_inline))
+#define ROTQUANT_RESTRICT __restrict__
+#else
+#define ROTQUANT_ALWAYS_INLINE inline
+#define ROTQUANT_RESTRICT
+#endif
+
+// GCC 12's AVX-512 intrinsic headers initialise `_mm512_undefined_*` from themselves, which
+// -Wuninitialized reports inside every function that inlines them (GCC bug 105593). Wrap
+// AVX-512 kernel code in these so consumers' -Werror builds stay clean.
+#if defined(__GNUC__) && !defined(__clang__)
+#define ROTQUANT_AVX512_BEGIN                                                          \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define ROTQUANT_AVX512_END _Pragma("GCC diagnostic pop")
+#else
+#define ROTQUANT_AVX512_BEGIN
+#define ROTQUANT_AVX512_END
+#endif

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// cpu.hpp: runtime CPU feature probe (x86 CPUID + XGETBV, AArch64 HWCAP), cached.
+//
+// The probe reports what both the CPU and the operating system support: AVX and AVX-512 need
+// the OS to save their registers (XCR0 bits), so a CPUID bit alone is not enough.
+#pragma once
+
+#include <string>
+
+#include "rotquant/config.hpp"
+
+#if ROTQUANT_ARCH_X86 && ROTQUANT_GNU_LIKE
+#include <cpuid.h>
+#endif
+#if ROTQUANT_ARCH_ARM64 && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
+namespace rotquant {
+
+/// Features relevant to rotquant's kernels. All false on CPUs the probe does not know.
+struct cpu_features {
+  bool avx2 = false;
+  bool fma = false;
+  bool f16c = false;
+  bool avx512f = false;
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512dq = false;
+  bool avx512vnni = false;
+  bool neon = false;
+  bool neon_dotprod = false;
+
+  /// Space-separated list of the features present, e.g. "avx2 fma avx512f".
+  std::string to_string() const {
+    std::string s;
+    auto add = [&s](bool on, const char* name) {
+      if (!on) return;
+      if (!s.empty()) s += ' ';
+      s += name;
+    };
+    add(avx2, "avx2");
+    add(fma, "fma");
+    add(f16c, "f16c");
+    add(avx512f, "avx512f");
+    add(avx512bw, "avx512bw");
+    add(avx512vl, "avx512vl");
+    add(avx512dq, "avx512dq");
+    add(avx512vnni, "avx512_vnni");
+    add(neon, "neon");
+    add(neon_dotprod, "neon_dotprod");
+    return s.empty() ? std::string("none") : s;
+  }
+};
+
+namespace detail {
+
+inline cpu_features probe_cpu() {
+  cpu_features f;
+#if ROTQUANT_ARCH_X86 && ROTQUANT_GNU_LIKE
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return f;
+  const unsigned max_leaf = eax;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return f;
+  const bool osxsave = (ecx >> 27) & 1u;
+  const bool cpu_fma = (ecx >> 12) & 1u;
+  const bool cpu_avx = (ecx >> 28) & 1u;
+  const bool cpu_f16c = (ecx >> 29) & 1u;
+  unsigned long long xcr0 = 0;
+  if (osxsave) {
+    unsigned lo = 0, hi = 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    xcr0 = (static_cast<unsigned long long>(hi) << 32) | lo;
+  }
+  const bool os_avx = (xcr0 & 0x6) == 0x6;       // XMM and YMM state
+  const bool os_avx512 = (xcr0 & 0xE6) == 0xE6;  // plus opmask, ZMM_Hi256, Hi16_ZMM
+  if (max_leaf >= 7) {
+    __cpuid_count(7, 0, eax, ebx, ecx, edx);
+    f.avx2 = cpu_avx && os_avx && ((ebx >> 5) & 1u);
+    f.fma = cpu_fma && os_avx;
+    f.f16c = cpu_f16c && os_avx;
+    f.avx512f = os_avx512 && ((ebx >> 16) & 1u);
+    f.avx512dq = os_avx512 && ((ebx >> 17) & 1u);
+    f.avx512bw = os_avx512 && ((ebx >> 30) & 1u);
+    f.avx512vl = os_avx512 && ((ebx >> 31) & 1u);
+    f.avx512vnni = os_avx512 && ((ecx >> 11) & 1u);
+  }
+#elif ROTQUANT_ARCH_ARM64
+  f.neon = true;  // Advanced SIMD is mandatory on AArch64
+#if defined(__linux__)
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  f.neon_dotprod = (hwcap & (1ul << 20)) != 0;  // HWCAP_ASIMDDP
+#elif defined(__ARM_FEATURE_DOTPROD)
+  f.neon_dotprod = true;
+#endif
+#endif
+  return f;
+}
+
+}  // namespace detail
+
+/// The features of the CPU this process runs on (probed once, then cached; thread-safe).
+inline const cpu_features& cpu() {
+  static const cpu_features features = detail::probe_cpu();
+  return features;
+}
+
+}  // namespace rotquant

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+// threading.hpp: the parallel_for hook. Engines plug in their own thread pool; rotquant
+// provides a serial default, a std::thread pool, and an OpenMP executor when built with it.
+//
+// Contract. parallel_for(begin, end, grain, body) calls body(lo, hi) on disjoint ranges that
+// cover [begin, end) exactly once. Every range boundary is begin + k * grain (or end), so a
+// caller that computes each range's output independently gets the same bits for any thread
+// count. Kernels themselves never start threads (DESIGN.md section 3); the layer above them
+// splits work and calls this hook.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace rotquant {
+
+/// A range body: processes [lo, hi).
+using range_body = std::function<void(index_t lo, index_t hi)>;
+
+/// Interface of an executor. Implementations must satisfy the contract in the file comment.
+class executor {
+ public:
+  virtual ~executor() = default;
+  /// Number of ranges that may run at the same time (>= 1).
+  virtual int concurrency() const = 0;
+  /// Runs body over [begin, end) split at multiples of grain (grain >= 1). Exceptions thrown
+  /// by body are rethrown to the caller (the first one, if several).
+  virtual void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) = 0;
+};
+
+/// Runs every range on the calling thread, in order.
+class serial_executor final : public executor {
+ public:
+  int concurrency() const override { return 1; }
+  void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
+    for (index_t lo = begin; lo < end; lo += grain) body(lo, std::min(end, lo + grain));
+  }
+};
+
+/// A fixed pool of std::threads; the calling thread works too. Ranges are handed out
+/// dynamically (an atomic counter), so load balance does not depend on uniform range cost.
+class thread_pool_executor final : public executor {
+ public:
+  /// threads >= 1 is the total parallelism including the caller. Throws rotquant::error
+  /// if threads < 1.
+  explicit thread_pool_executor(int threads) : threads_(threads) {
+    ROTQUANT_CHECK(threads >= 1,
+                   "thread_pool_executor: thread count must be >= 1, got " << threads);
+    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  }
+  ~thread_pool_executor() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+  thread_pool_executor(const thread_pool_executor&) = delete;
+  thread_pool_executor& operator=(const thread_pool_executor&) = delete;
+
+  int concurrency() const override { return threads_; }
+
+  void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
+    ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+    if (end <= begin) return;
+    const index_t chunks = (end - begin + grain - 1) / grain;
+    if (threads_ == 1 || chunks == 1) {
+      serial_executor().parallel_for(begin, end, grain, body);
+      return;
+    }
+    std::lock_guard<std::mutex> one_job_at_a_time(job_mutex_);
+    job j;
+    j.begin = begin;
+    j.end = end;
+    j.grain = grain;
+    j.chunks = chunks;
+    j.body = &body;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      job_ = &j;
+      ++generation_;
+    }
+    wake_.notify_all();
+    run_chunks(j);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, [&] { return j.finished_workers == static_cast<int>(workers_.size()); });
+      job_ = nullptr;
+    }
+    if (j.failure) std::rethrow_exception(j.failure);
+  }
+
+ private:
+  struct job {
+    index_t begin = 0, end = 0, grain = 1, chunks = 0;
+    const range_body* body = nullptr;
+    std::atomic<index_t> next{0};
+    std::exception_ptr failure;
+    std::mutex failure_mutex;
+    int finished_workers = 0;  // guarded by the pool mutex
+  };
+
+  static void run_chunks(job& j) {
+    for (;;) {
+      const index_t c = j.next.fetch_add(1);
+      if (c >= j.chunks) return;
+      const index_t lo = j.begin + c * j.grain;
+      try {
+        (*j.body)(lo, std::min(j.end, lo + j.grain));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(j.failure_mutex);
+        if (!j.failure) j.failure = std::current_exception();
+      }
+    }
+  }
+
+  void worker_loop() {
+    unsigned long long seen = 0;
+    for (;;) {
+      job* j = nullptr;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+        if (stop_) return;
+        seen = generation_;
+        j = job_;
+      }
+      run_chunks(*j);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++j->finished_workers;
+      }
+      done_.notify_all();
+    }
+  }
+
+  int threads_;
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::mutex job_mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  job* job_ = nullptr;
+  unsigned long long generation_ = 0;
+  bool stop_ = false;
+};
+
+#if defined(_OPENMP)
+/// Uses the OpenMP runtime of the translation unit (compile with -fopenmp).
+class openmp_executor final : public executor {
+ public:
+  explicit openmp_executor(int threads = 0)
+      : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
+  int concurrency() const override { return threads_; }
+  void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
+    ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+    if (end <= begin) return;
+    const index_t chunks = (end - begin + grain - 1) / grain;
+    std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
+    for (index_t c = 0; c < chunks; ++c) {
+      const index_t lo = begin + c * grain;
+      try {
+        body(lo, std::min(end, lo + grain));
+      } catch (...) {
+#pragma omp critical(rotquant_openmp_failure)
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+ private:
+  int threads_;
+};
+#endif
+
+namespace detail {
+inline executor*& default_executor_slot() {
+  static serial_executor serial;
+  static executor* current = &serial;
+  return current;
+}
+}  // namespace detail
+
+/// The executor used when a function is given none (initially a serial executor).
+inline executor& default_executor() {
+  return *detail::default_executor_slot();
+}
+
+/// Installs the engine's executor as the default (nullptr restores the serial one). The
+/// executor must outlive its use; rotquant does not take ownership.
+inline void set_default_executor(executor* ex) {
+  static serial_executor serial;
+  detail::default_executor_slot() = ex ? ex : &serial;
+}
+
+/// parallel_for through `ex`, or the default executor when ex is null.
+inline void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body,
+                         executor* ex = nullptr) {
+  ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+  if (end <= begin) return;
+  (ex ? *ex : default_executor()).parallel_for(begin, end, grain, body);
+}
+
+}  // namespace rotquant
