@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+// llama_model.hpp: a compact LLaMA-family forward pass on Eigen (RMSNorm, RoPE rotate-half,
+// SwiGLU, causal attention with grouped KV heads), reading a Hugging Face config.json +
+// model.safetensors through rotquant's io module.
+//
+// This is an example of how an engine uses rotquant, not part of the library: every linear
+// layer goes through a `linear` object, so a quantized layer built by rotquant can replace the
+// float one without the model code knowing.
+#pragma once
+
+#include <rotquant/io/json.hpp>
+#include <rotquant/io/npy.hpp>
+#include <rotquant/io/safetensors.hpp>
+
+#include <Eigen/Core>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace llama {
+
+using rotquant::index_t;
+using rotquant::matrix_f;
+using rotquant::vector_f;
+
+struct config {
+  int hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, layers = 0, vocab = 0, bos = 0;
+  int max_positions = 0;
+  float rms_eps = 1e-5f, rope_theta = 10000.0f;
+  int head_dim() const { return hidden / heads; }
+
+  static config load(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw rotquant::io::io_error("cannot open '" + path + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const auto j = rotquant::io::parse_json(ss.str(), path);
+    auto integer = [&](const char* key, int fallback) {
+      const auto* v = j.find(key);
+      if (!v) {
+        if (fallback >= 0) return fallback;
+        throw rotquant::io::io_error(path + ": missing key '" + key + "'");
+      }
+      if (v->type != rotquant::io::json_value::kind::number || !v->is_integer || v->integer <= 0)
+        throw rotquant::io::io_error(path + ": '" + key + "' is not a positive integer");
+      return static_cast<int>(v->integer);
+    };
+    auto real = [&](const char* key, double fallback) {
+      const auto* v = j.find(key);
+      return v && v->type == rotquant::io::json_value::kind::number ? v->number : fallback;
+    };
+    config c;
+    c.hidden = integer("hidden_size", -1);
+    c.intermediate = integer("intermediate_size", -1);
+    c.heads = integer("num_attention_heads", -1);
+    c.kv_heads = integer("num_key_value_heads", c.heads);
+    c.layers = integer("num_hidden_layers", -1);
+    c.vocab = integer("vocab_size", -1);
+    c.bos = integer("bos_token_id", 1);
+    c.max_positions = integer("max_position_embeddings", 2048);
+    c.rms_eps = static_cast<float>(real("rms_norm_eps", 1e-5));
+    c.rope_theta = static_cast<float>(real("rope_theta", 10000.0));
+    if (c.hidden % c.heads != 0 || c.heads % c.kv_heads != 0)
+      throw rotquant::io::io_error(path + ": heads do not divide hidden size / kv heads");
+    return c;
+  }
+};
+
+/// A linear layer Y = X W^T (+ nothing: LLaMA has no biases). Replaceable by quantized ones.
+class linear {
+ public:
+  virtual ~linear() = default;
+  virtual matrix_f forward(const matrix_f& x) const = 0;
+  virtual index_t in_features() const = 0;
+  virtual index_t out_features() const = 0;
+};
+
+class float_linear final : public linear {
+ public:
+  explicit float_linear(matrix_f w) : w_(std::move(w)) {}
+  matrix_f forward(const matrix_f& x) const override { return x * w_.transpose(); }
+  index_t in_features() const override { return w_.cols(); }
+  index_t out_features() const override { return w_.rows(); }
+  const matrix_f& weight() const { return w_; }
+
+ private:
+  matrix_f w_;
+};
+
+/// Names of the seven linear layers of a block, in HF order.
+inline const std::vector<std::string>& linear_names() {
+  static const std::vector<std::string> names = {
+      "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+      "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  return names;
+}
+
+/// Float weights of the whole model, HF names.
+struct weights {
+  config cfg;
+  matrix_f embed, lm_head;
+  vector_f final_norm;
+  struct layer {
+    vector_f input_norm, post_norm;
+    std::vector<matrix_f> w;  // in linear_names() order, each [out, in]
+  };
+  std::vector<layer> layers;
+
+  static weights load(const std::string& dir) {
+    weights m;
+    m.cfg = config::load(dir + "/config.json");
+    const auto file = rotquant::io::read_safetensors(dir + "/model.safetensors");
+    auto mat = [&](const std::string& name, index_t rows, index_t cols) {
+      const auto& t = file.at(name);
+      if (t.shape.size() != 2 || t.shape[0] != rows || t.shape[1] != cols)
+        throw rotquant::io::io_error(name + ": unexpected shape");
+      return t.to_matrix<float>();
+    };
+    auto vec = [&](const std::string& name, index_t n) {
+      const auto& t = file.at(name);
+      if (t.shape.size() != 1 || t.shape[0] != n)
+        throw rotquant::io::io_error(name + ": unexpected shape");
+      const auto v = t.to_vector<float>();
+      return vector_f(Eigen::Map<const vector_f>(v.data(), n));
+    };
+    const auto& c = m.cfg;
+    const index_t h = c.hidden, f = c.intermediate, kv = c.kv_heads * c.head_dim();
+    m.embed = mat("model.embed_tokens.weight", c.vocab, h);
+    m.lm_head = mat("lm_head.weight", c.vocab, h);
+    m.final_norm = vec("model.norm.weight", h);
+    const index_t shapes[7][2] = {{h, h}, {kv, h}, {kv, h}, {h, h}, {f, h}, {f, h}, {h, f}};
+    for (int l = 0; l < c.layers; ++l) {
+      layer L;
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      L.input_norm = vec(p + "input_layernorm.weight", h);
+      L.post_norm = vec(p + "post_attention_layernorm.weight", h);
+      for (int i = 0; i < 7; ++i)
+        L.w.push_back(mat(p + linear_names()[static_cast<std::size_t>(i)] + ".weight", shapes[i][0],
+                          shapes[i][1]));
+      m.layers.push_back(std::move(L));
+    }
+    return m;
+  }
+};
+
+/// Row-wise RMSNorm: x / sqrt(mean(x^2) + eps) * gamma (gamma empty = weightless).
+inline matrix_f rms_norm(const matrix_f& x, const vector_f& gamma, float eps) {
+  matrix_f y(x.rows(), x.cols());
+  for (index_t t = 0; t < x.rows(); ++t) {
+    const float ms = x.row(t).squaredNorm() / static_cast<float>(x.cols());
+    const float r = 1.0f / std::sqrt(ms + eps);
+    if (gamma.size())
+      y.row(t) = (x.row(t) * r).cwiseProduct(gamma.transpose());
+    else
+      y.row(t) = x.row(t) * r;
+  }
+  return y;
+}
+
+/// The runnable model: float weights for norms/embeddings, `linear` objects for the layers,
+/// and optional online transforms applied to the inputs of o_proj and down_proj (set by
+/// quantization recipes that rotate those activations; identity when empty).
+struct model {
+  config cfg;
+  matrix_f embed, lm_head;
+  vector_f final_norm;
+  struct block {
+    vector_f input_norm, post_norm;            // empty = already fused into the next linears
+    std::vector<std::shared_ptr<linear>> lin;  // linear_names() order
+  };
+  std::vector<block> blocks;
+  /// Hook called on the input of every linear (layer, index in linear_names(), X): for
+  /// collecting calibration activations. Null = none.
+  std::function<void(int, int, const matrix_f&)> observe;
+
+  static model from_weights(const weights& w) {
+    model m;
+    m.cfg = w.cfg;
+    m.embed = w.embed;
+    m.lm_head = w.lm_head;
+    m.final_norm = w.final_norm;
+    for (const auto& L : w.layers) {
+      block b;
+      b.input_norm = L.input_norm;
+      b.post_norm = L.post_norm;
+      for (const auto& W : L.w) b.lin.push_back(std::make_shared<float_linear>(W));
+      m.blocks.push_back(std::move(b));
+    }
+    return m;
+  }
+
+  matrix_f run_linear(int layer, int which, const matrix_f& x) const {
+    if (observe) observe(layer, which, x);
+    return blocks[static_cast<std::size_t>(layer)].lin[static_cast<std::size_t>(which)]->forward(x);
+  }
+
+  /// Logits [T, vocab] for one sequence of token ids (T <= max_positions), causal.
+  matrix_f forward(const std::vector<int>& tokens) const {
+    const index_t T = static_cast<index_t>(tokens.size());
+    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, group = H / KV;
+    matrix_f x(T, cfg.hidden);
+    for (index_t t = 0; t < T; ++t) x.row(t) = embed.row(tokens[static_cast<std::size_t>(t)]);
+    // RoPE tables (rotate-half convention, HF LLaMA).
+    const int half = hd / 2;
+    matrix_f cos_t(T, half), sin_t(T, half);
+    for (index_t t = 0; t < T; ++t)
+      for (int i = 0; i < half; ++i) {
+        const double inv = std::pow(static_cast<double>(cfg.rope_theta), -2.0 * i / hd);
+        const float ang = static_cast<float>(static_cast<double>(t) * static_cast<float>(inv));
+        cos_t(t, i) = std::cos(ang);
+        sin_t(t, i) = std::sin(ang);
+      }
+    auto rope = [&](matrix_f& m, int nheads) {
+      for (index_t t = 0; t < T; ++t)
+        for (int h = 0; h < nheads; ++h) {
+          float* v = m.data() + t * m.cols() + h * hd;
+          for (int i = 0; i < half; ++i) {
+            const float a = v[i], b = v[i + half];
+            v[i] = a * cos_t(t, i) - b * sin_t(t, i);
+            v[i + half] = b * cos_t(t, i) + a * sin_t(t, i);
+          }
+        }
+    };
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (int l = 0; l < cfg.layers; ++l) {
+      const block& b = blocks[static_cast<std::size_t>(l)];
+      const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
+      matrix_f q = run_linear(l, 0, h1), k = run_linear(l, 1, h1);
+      const matrix_f v = run_linear(l, 2, h1);
+      rope(q, H);
+      rope(k, KV);
+      matrix_f attn(T, cfg.hidden);
+      for (int h = 0; h < H; ++h) {
+        const int kvh = h / group;
+        const matrix_f qh = q.middleCols(h * hd, hd), kh = k.middleCols(kvh * hd, hd);
+        matrix_f s = (qh * kh.transpose()) * scale;
+        for (index_t i = 0; i < T; ++i) {
+          const float mx = s.row(i).head(i + 1).maxCoeff();
+          float sum = 0;
+          for (index_t j = 0; j <= i; ++j) sum += (s(i, j) = std::exp(s(i, j) - mx));
+          for (index_t j = 0; j <= i; ++j) s(i, j) /= sum;
+          for (index_t j = i + 1; j < T; ++j) s(i, j) = 0;
+        }
+        attn.middleCols(h * hd, hd) = s * v.middleCols(kvh * hd, hd);
+      }
+      x += run_linear(l, 3, attn);
+      const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
+      const matrix_f g = run_linear(l, 4, h2), u = run_linear(l, 5, h2);
+      matrix_f a(T, cfg.intermediate);
+      for (index_t i = 0; i < a.size(); ++i) {
+        const float gi = g.data()[i];
+        a.data()[i] = gi / (1.0f + std::exp(-gi)) * u.data()[i];
+      }
+      x += run_linear(l, 6, a);
+    }
+    return rms_norm(x, final_norm, cfg.rms_eps) * lm_head.transpose();
+  }
+};
+
+/// Per-byte perplexity of `text` scored in windows of BOS + (ctx - 1) bytes: every byte is
+/// predicted exactly once, the first byte of each window from BOS alone.
+inline double perplexity(const model& m, const std::string& text, int ctx = 256,
+                         std::size_t max_bytes = 0) {
+  const std::size_t n = max_bytes ? std::min(max_bytes, text.size()) : text.size();
+  const std::size_t step = static_cast<std::size_t>(ctx - 1);
+  double nll = 0;
+  std::size_t count = 0;
+  for (std::size_t start = 0; start < n; start += step) {
+    const std::size_t len = std::min(step, n - start);
+    std::vector<int> tokens = {m.cfg.bos};
+    for (std::size_t i = 0; i < len; ++i)
+      tokens.push_back(static_cast<unsigned char>(text[start + i]));
+    const matrix_f logits = m.forward(tokens);
+    for (std::size_t i = 0; i < len; ++i) {
+      const auto row = logits.row(static_cast<index_t>(i));
+      const float mx = row.maxCoeff();
+      const double lse = mx + std::log((row.array() - mx).exp().cast<double>().sum());
+      nll += lse - row(tokens[i + 1]);
+      ++count;
+    }
+  }
+  return std::exp(nll / static_cast<double>(count));
+}
+
+}  // namespace llama
