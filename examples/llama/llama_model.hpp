@@ -8,6 +8,7 @@
 // float one without the model code knowing.
 #pragma once
 
+#include <rotquant/core/threading.hpp>
 #include <rotquant/io/json.hpp>
 #include <rotquant/io/npy.hpp>
 #include <rotquant/io/safetensors.hpp>
@@ -262,28 +263,38 @@ struct model {
 };
 
 /// Per-byte perplexity of `text` scored in windows of BOS + (ctx - 1) bytes: every byte is
-/// predicted exactly once, the first byte of each window from BOS alone.
+/// predicted exactly once, the first byte of each window from BOS alone. Windows run in
+/// parallel on `ex`; the sum is taken in window order, so the result does not depend on it.
 inline double perplexity(const model& m, const std::string& text, int ctx = 256,
-                         std::size_t max_bytes = 0) {
+                         std::size_t max_bytes = 0, rotquant::executor* ex = nullptr) {
   const std::size_t n = max_bytes ? std::min(max_bytes, text.size()) : text.size();
   const std::size_t step = static_cast<std::size_t>(ctx - 1);
-  double nll = 0;
-  std::size_t count = 0;
-  for (std::size_t start = 0; start < n; start += step) {
-    const std::size_t len = std::min(step, n - start);
-    std::vector<int> tokens = {m.cfg.bos};
-    for (std::size_t i = 0; i < len; ++i)
-      tokens.push_back(static_cast<unsigned char>(text[start + i]));
-    const matrix_f logits = m.forward(tokens);
-    for (std::size_t i = 0; i < len; ++i) {
-      const auto row = logits.row(static_cast<index_t>(i));
-      const float mx = row.maxCoeff();
-      const double lse = mx + std::log((row.array() - mx).exp().cast<double>().sum());
-      nll += lse - row(tokens[i + 1]);
-      ++count;
-    }
-  }
-  return std::exp(nll / static_cast<double>(count));
+  const std::size_t windows = (n + step - 1) / step;
+  std::vector<double> nll(windows, 0.0);
+  rotquant::parallel_for(
+      0, static_cast<index_t>(windows), 1,
+      [&](index_t lo, index_t hi) {
+        for (index_t w = lo; w < hi; ++w) {
+          const std::size_t start = static_cast<std::size_t>(w) * step;
+          const std::size_t len = std::min(step, n - start);
+          std::vector<int> tokens = {m.cfg.bos};
+          for (std::size_t i = 0; i < len; ++i)
+            tokens.push_back(static_cast<unsigned char>(text[start + i]));
+          const matrix_f logits = m.forward(tokens);
+          double s = 0;
+          for (std::size_t i = 0; i < len; ++i) {
+            const auto row = logits.row(static_cast<index_t>(i));
+            const float mx = row.maxCoeff();
+            const double lse = mx + std::log((row.array() - mx).exp().cast<double>().sum());
+            s += lse - row(tokens[i + 1]);
+          }
+          nll[static_cast<std::size_t>(w)] = s;
+        }
+      },
+      ex);
+  double total = 0;
+  for (double v : nll) total += v;
+  return std::exp(total / static_cast<double>(n));
 }
 
 }  // namespace llama
