@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+// transforms/hadamard.hpp: the fast normalised Hadamard transform T_n = kron(H_K, S_2^m)/sqrt(n)
+// over rows (hadamard_plan), dense T_n for checks, and the randomized Hadamard builder.
+//
+// Readers' note. Index convention (QuaRot, algorithms.md 3.1): a row x of n = K * 2^m elements
+// is viewed as a K x 2^m matrix X (x[k * 2^m + j]) and mapped to vec(H_K X S) / sqrt(n), with S
+// the natural-order Sylvester matrix. K is chosen like QuaRot's get_hadK; other K that a Paley
+// construction reaches are built on demand; every other n is an error, never padded.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rotquant/core/dispatch.hpp"
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/detail/arch/scalar/hadamard.hpp"
+#include "rotquant/detail/hadamard_bases.hpp"
+
+namespace rotquant {
+
+/// A prepared Hadamard transform of one size n: T_n = kron(H_K, S_{n/K}) / sqrt(n).
+///
+/// Construction factors n (O(K^2) to build H_K) and throws rotquant::error for a size with no
+/// construction, naming the factorisation and the nearest options. The plan is immutable and
+/// may be shared between threads. apply_rows costs O(n log2(n/K) + n K) per row.
+class hadamard_plan {
+ public:
+  /// n >= 1 of the form K * 2^m (K = 1, a QuaRot/SpinQuant/DFRot base, or a Paley order).
+  explicit hadamard_plan(index_t n) : n_(n) {
+    const auto f = detail::factor_hadamard(n, "hadamard_plan");
+    k_ = f.k;
+    m_ = f.m;
+    construction_ = detail::construction_for(k_);
+    h_ = detail::hadamard_base(k_);
+    ht_ = h_.transposed();
+    const double s = 1.0 / std::sqrt(static_cast<double>(n));
+    scale_d_ = s;
+    scale_f_ = static_cast<float>(s);
+    auto bits = [](const detail::sign_matrix& h, auto zero) {
+      using S = decltype(zero);
+      std::vector<S> out(h.entries.size());
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = h.entries[i] > 0 ? S(0) : -S(0);
+      return out;
+    };
+    bits_f_ = bits(h_, 0.0f);
+    bits_d_ = bits(h_, 0.0);
+    bits_ft_ = bits(ht_, 0.0f);
+    bits_dt_ = bits(ht_, 0.0);
+  }
+
+  /// n.
+  index_t size() const { return n_; }
+  /// K, the order of the non-power-of-two base (1 for powers of two).
+  index_t base_order() const { return k_; }
+  /// 2^m = n / K.
+  index_t block_length() const { return m_; }
+  /// Name of the rule that generated H_K ("Sylvester", "Paley I", ...).
+  const char* construction() const { return detail::to_string(construction_); }
+  /// H_K as +-1 entries.
+  const detail::sign_matrix& base() const { return h_; }
+
+  /// In place x -> T_n x for each of `rows` rows of n elements starting `stride` elements apart
+  /// (row form: X -> X T_n^T). S is float or double. Requires stride >= n; data may be null
+  /// only if rows == 0. Every ISA path gives identical bits (scalar/arch header contract).
+  template <class S>
+  void apply_rows(S* data, index_t rows, index_t stride) const {
+    run(data, rows, stride, false, "hadamard_plan::apply_rows");
+  }
+
+  /// In place x -> T_n^T x (the inverse), same contract as apply_rows.
+  template <class S>
+  void apply_rows_transposed(S* data, index_t rows, index_t stride) const {
+    run(data, rows, stride, true, "hadamard_plan::apply_rows_transposed");
+  }
+
+  /// Same as apply_rows / apply_rows_transposed on a strided view (X: [rows, n]).
+  template <class S>
+  void apply(matrix_view<S> x, bool transposed = false) const {
+    ROTQUANT_CHECK(x.cols() == n_, "hadamard_plan::apply: the view has " << x.cols()
+                                                                         << " columns, the plan "
+                                                                            "size is "
+                                                                         << n_);
+    run(x.data(), x.rows(), x.outerStride(), transposed, "hadamard_plan::apply");
+  }
+
+  /// Dense T_n (n x n, double): column form y = T_n x. O(n^2) memory; for checks.
+  matrix_d to_dense() const {
+    matrix_d t = matrix_d::Identity(n_, n_);
+    // Row i of T_n^T = T_n applied to e_i, so transform the identity's rows and transpose.
+    apply_rows(t.data(), n_, n_);
+    return t.transpose();
+  }
+
+ private:
+  template <class S>
+  void run(S* data, index_t rows, index_t stride, bool transposed, const char* who) const {
+    static_assert(std::is_same<S, float>::value || std::is_same<S, double>::value,
+                  "hadamard_plan: the element type must be float or double");
+    ROTQUANT_CHECK(rows >= 0, who << ": negative row count " << rows);
+    ROTQUANT_CHECK(stride >= n_, who << ": row stride " << stride
+                                     << " is smaller than the transform size " << n_);
+    ROTQUANT_CHECK(data != nullptr || rows == 0, who << ": null data with " << rows << " rows");
+    if (rows == 0) return;
+    detail::hadamard_kernel_args<S> a;
+    a.k = k_;
+    a.m = m_;
+    a.h = transposed ? ht_.entries.data() : h_.entries.data();
+    a.sign_bits = sign_bits<S>(transposed);
+    a.scale = scale<S>();
+    std::vector<S> scratch(k_ > 1 ? static_cast<std::size_t>(k_ * detail::hadamard_column_chunk)
+                                  : 0);
+    a.scratch = scratch.data();
+    dispatch([&](auto tag) { detail::arch::hadamard_rows(tag, a, data, rows, stride); });
+  }
+
+  template <class S>
+  const S* sign_bits(bool transposed) const;
+  template <class S>
+  S scale() const;
+
+  index_t n_ = 0, k_ = 1, m_ = 1;
+  detail::base_construction construction_ = detail::base_construction::sylvester;
+  detail::sign_matrix h_, ht_;
+  double scale_d_ = 1.0;
+  float scale_f_ = 1.0f;
+  std::vector<float> bits_f_, bits_ft_;
+  std::vector<double> bits_d_, bits_dt_;
+};
+
+template <>
+inline const float* hadamard_plan::sign_bits<float>(bool transposed) const {
+  return transposed ? bits_ft_.data() : bits_f_.data();
+}
+template <>
+inline const double* hadamard_plan::sign_bits<double>(bool transposed) const {
+  return transposed ? bits_dt_.data() : bits_d_.data();
+}
+template <>
+inline float hadamard_plan::scale<float>() const {
+  return scale_f_;
+}
+template <>
+inline double hadamard_plan::scale<double>() const {
+  return scale_d_;
+}
+
+/// Dense normalised T_n = kron(H_K, S_{n/K}) / sqrt(n) built entry by entry (O(n^2)), the
+/// reference the fast transform is tested against. Throws like hadamard_plan for bad n.
+inline matrix_d hadamard_matrix(index_t n) {
+  const auto f = detail::factor_hadamard(n, "hadamard_matrix");
+  const auto h = detail::hadamard_base(f.k);
+  const double s = 1.0 / std::sqrt(static_cast<double>(n));
+  matrix_d t(n, n);
+  for (index_t i = 0; i < n; ++i)
+    for (index_t j = 0; j < n; ++j) {
+      index_t v = (i % f.m) & (j % f.m);
+      int parity = 0;
+      for (; v; v &= v - 1) parity ^= 1;
+      t(i, j) = h.at(i / f.m, j / f.m) * (parity ? -s : s);
+    }
+  return t;
+}
+
+/// True if hadamard_plan(n) can be built (no exception).
+inline bool hadamard_size_supported(index_t n) {
+  detail::hadamard_factorization f;
+  return detail::try_factor_hadamard(n, f);
+}
+
+}  // namespace rotquant
+
+// randomized_hadamard(n, seed) and randomized_hadamard(signs) return a rotquant::transform and
+// are defined at the end of transform.hpp (included here so this header provides them).
+#include "rotquant/transforms/transform.hpp"
