@@ -1,0 +1,914 @@
+// SPDX-License-Identifier: Apache-2.0
+// quantizer.hpp: the quantizer value type (format, granularity, range rule, clipping) and the
+// reference quantize / dequantize / fake_quantize, plus one-row reference functions.
+//
+// Every rule is fp32 arithmetic with IEEE division x / s (never a reciprocal multiply) and
+// std::nearbyint in the default rounding mode (ties to even), so the SIMD fast paths of
+// kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the
+// "Block rules" and "Integer per-token rules" of the shared contract, algorithms.md 1.7,
+// 3.5-3.6, 4.1):
+//   INT sym (absmax):  s = absmax * clip / (2^(b-1) - 1); s = 1 if s == 0;
+//                      q = clamp(rint(x / s), -2^(b-1), 2^(b-1) - 1); x^ = q s.
+//   INT asym:          s = (xmax - xmin) / (2^b - 1); z = rint(-xmin / s);
+//                      q = clamp(rint(x / s) + z, 0, 2^b - 1); x^ = (q - z) s, where
+//     range_rule::quarot  per row / per tensor: xmin = min(min x, 0) clip, xmax = max(max x, 0)
+//     clip
+//                         (zero forced in); per group: raw min / max times clip (not forced);
+//                         xmin = xmax = 0 -> [-1, 1].
+//     range_rule::zero_in always forced in;  range_rule::raw never forced in.
+//     range_rule::duquant raw min / max times clip, s clamped to [1e-5, 1e4],
+//                         z = rint(clamp(-xmin / s, -1e4, 1e4)); (symmetric branch:
+//                         s = clamp(max(|xmin|, |xmax|) / (2^(b-1) - 1), 1e-5, 1e4), z = 2^(b-1) -
+//                         1, unsigned codes 0..2^b - 1).
+//     range_rule::gptq    GPTQ/QuaRot WeightQuantizer: xmin = min(min w, 0), xmax = max(max w, 0);
+//                         sym: s = max(max(|xmin|, xmax), 1e-5) clip / (2^(b-1) - 1);
+//                         asym: [-1, 1] if both 0, s = max(clip (xmax - xmin), 1e-5) / (2^b - 1);
+//                         with clip_search::mse the candidate scales are not clamped (as in the
+//                         peer).
+//     A raw range of zero width that is not all zero (a constant group, where the peers would
+//     divide by zero) is widened to include 0; a scale that still underflows to 0 uses [-1, 1].
+//   FP4 (E1M2/E2M1/E3M0): s = absmax * clip / maxval_k (s = 1 if 0), code = encode_k(x / s),
+//     x^ = decode_k(code) s, where maxval_k is the largest value of the format with the IEEE-style
+//     bias 2^(E-1) - 1 (E1M2: 3.5, E2M1: 6 = OCP FP4, E3M0: 16). The effective real-valued
+//     bias of algorithms.md 4.1 is b = b_k - log2(s) (fp4_format::from_maxval(kind, absmax clip)).
+//   FP8 (E4M3/E5M2):   s = absmax * clip / 448 (or 57344), s = 1 if 0, code = e4m3_encode(x / s).
+//   MXFP4:  blocks of 32; e = floor(log2 amax) - 2 clamped to [-127, 127] (all-zero: -127, codes
+//   0);
+//           codes = e2m1_encode(x * 2^-e), scale byte e + 127 (E8M0).
+//   MXINT8: blocks of 32; e = floor(log2 amax) clamped (all-zero: -127); codes =
+//           clamp(rint(x * 2^(6 - e)), -127, 127); x^ = code 2^(e - 6) (OCP MX INT8, 2^-6
+//           implicit).
+//   NVFP4:  blocks of 16; ts = amax(tensor) / (448 * 6) (1 if 0); byte = ue4m3_encode((bamax / 6) /
+//   ts);
+//           sb = ue4m3_decode(byte) ts; codes = e2m1_encode(x / sb) (0 if sb == 0).
+//   Block formats accept a row length that is not a multiple of the block: the last block of
+//   each row is shorter.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/quant/formats.hpp"
+#include "rotquant/quant/pack.hpp"
+
+namespace rotquant {
+
+/// Element (and block) formats.
+enum class element_format {
+  integer,   ///< INT2..INT8, symmetric (signed codes) or asymmetric (unsigned codes + zero point)
+  fp4_e1m2,  ///< 4-bit minifloat, 1 exponent bit, 2 mantissa bits (with a real scale = bias)
+  fp4_e2m1,  ///< OCP FP4
+  fp4_e3m0,  ///< 4-bit minifloat, 3 exponent bits (powers of two)
+  fp8_e4m3,  ///< OCP E4M3 (fn)
+  fp8_e5m2,  ///< OCP E5M2
+  mxfp4,     ///< E2M1 in blocks of 32 with an E8M0 scale
+  mxint8,    ///< INT8 in blocks of 32 with an E8M0 scale
+  nvfp4,     ///< E2M1 in blocks of 16 with a UE4M3 scale and an fp32 tensor scale
+};
+
+/// Which elements share one scale.
+enum class granularity {
+  per_tensor,  ///< one scale for the whole matrix
+  per_row,     ///< one per row (token for activations, output channel for weights)
+  per_group,   ///< one per group of group_size consecutive elements of a row
+};
+
+/// How the range [xmin, xmax] of an INT group becomes a scale (see the file comment).
+enum class range_rule { quarot, zero_in, raw, duquant, gptq };
+
+/// Optional search of the clip ratio per scale group.
+enum class clip_search {
+  none,  ///< use `clip` as given
+  mse,   ///< GPTQ grid: p = 1 - i/grid for i < maxshrink*grid, keep p if sum |x^ - x|^norm is
+         ///< strictly lower
+};
+
+inline const char* to_string(element_format f) {
+  switch (f) {
+    case element_format::integer:
+      return "int";
+    case element_format::fp4_e1m2:
+      return "fp4_e1m2";
+    case element_format::fp4_e2m1:
+      return "fp4_e2m1";
+    case element_format::fp4_e3m0:
+      return "fp4_e3m0";
+    case element_format::fp8_e4m3:
+      return "fp8_e4m3";
+    case element_format::fp8_e5m2:
+      return "fp8_e5m2";
+    case element_format::mxfp4:
+      return "mxfp4";
+    case element_format::mxint8:
+      return "mxint8";
+    case element_format::nvfp4:
+      return "nvfp4";
+  }
+  return "?";
+}
+
+inline const char* to_string(granularity g) {
+  switch (g) {
+    case granularity::per_tensor:
+      return "per_tensor";
+    case granularity::per_row:
+      return "per_row";
+    case granularity::per_group:
+      return "per_group";
+  }
+  return "?";
+}
+
+inline const char* to_string(range_rule r) {
+  switch (r) {
+    case range_rule::quarot:
+      return "quarot";
+    case range_rule::zero_in:
+      return "zero_in";
+    case range_rule::raw:
+      return "raw";
+    case range_rule::duquant:
+      return "duquant";
+    case range_rule::gptq:
+      return "gptq";
+  }
+  return "?";
+}
+
+/// The FP4 layout of an fp4_* element format.
+inline fp4_kind fp4_kind_of(element_format f) {
+  ROTQUANT_CHECK(f == element_format::fp4_e1m2 || f == element_format::fp4_e2m1 ||
+                     f == element_format::fp4_e3m0,
+                 "fp4_kind_of: " << to_string(f) << " is not an FP4 element format (accepted: "
+                                 << "fp4_e1m2, fp4_e2m1, fp4_e3m0)");
+  return f == element_format::fp4_e1m2   ? fp4_kind::e1m2
+         : f == element_format::fp4_e2m1 ? fp4_kind::e2m1
+                                         : fp4_kind::e3m0;
+}
+
+/// The element format of an FP4 layout.
+inline element_format element_format_of(fp4_kind k) {
+  return k == fp4_kind::e1m2   ? element_format::fp4_e1m2
+         : k == fp4_kind::e2m1 ? element_format::fp4_e2m1
+                               : element_format::fp4_e3m0;
+}
+
+/// The FP4 grid a scaled fp4_* format rounds onto: IEEE-style bias 2^(E-1) - 1 (E2M1 = OCP).
+inline fp4_format canonical_fp4(fp4_kind k) {
+  const double bias = k == fp4_kind::e1m2 ? 0.0 : k == fp4_kind::e2m1 ? 1.0 : 3.0;
+  return fp4_format::from_bias(k, bias);
+}
+
+/// A quantizer: a value type naming the element format, the scale granularity, the range rule
+/// and the clipping. Build one with the named constructors; `validate(rows, cols)` is called
+/// by every operation.
+struct quantizer {
+  element_format format = element_format::integer;
+  int bits = 4;           ///< INT only: 2..8
+  bool symmetric = true;  ///< INT only
+  granularity gran = granularity::per_row;
+  index_t group_size = 0;  ///< per_group: elements per group (must divide the row length)
+  float clip = 1.0f;       ///< clip ratio multiplying the range (finite, > 0)
+  range_rule rule = range_rule::quarot;  ///< INT only
+  clip_search search = clip_search::none;
+  int search_grid = 100;          ///< mse search: p = 1 - i / search_grid
+  double search_maxshrink = 0.8;  ///< mse search: i < maxshrink * grid
+  double search_norm = 2.4;       ///< mse search: error exponent
+  bool fp8_saturate = true;       ///< FP8 elements: saturate (else overflow gives NaN / Inf)
+
+  // -------------------------------------------------------------- named constructors
+  /// Symmetric INT (absmax, QuaRot rule) at any granularity.
+  static quantizer int_sym(int bits, granularity g = granularity::per_row, index_t group = 0,
+                           float clip = 1.0f) {
+    quantizer q;
+    q.bits = bits;
+    q.gran = g;
+    q.group_size = group;
+    q.clip = clip;
+    return q;
+  }
+  /// Asymmetric INT with a given range rule (default QuaRot: zero forced in per row, not per
+  /// group).
+  static quantizer int_asym(int bits, granularity g = granularity::per_row, index_t group = 0,
+                            float clip = 1.0f, range_rule r = range_rule::quarot) {
+    quantizer q = int_sym(bits, g, group, clip);
+    q.symmetric = false;
+    q.rule = r;
+    return q;
+  }
+  /// QuaRot's activation quantizer (ActQuantizer): per token (group = 0) or per group.
+  static quantizer quarot_activation(int bits, bool sym, float clip = 1.0f, index_t group = 0) {
+    const granularity g = group > 0 ? granularity::per_group : granularity::per_row;
+    return sym ? int_sym(bits, g, group, clip) : int_asym(bits, g, group, clip);
+  }
+  /// GPTQ/QuaRot's weight quantizer (WeightQuantizer) per output channel (or per group), with the
+  /// optional MSE clip search (`--w_clip`: grid 100, maxshrink 0.8, norm 2.4).
+  static quantizer gptq_weight(int bits, bool sym, bool mse_clip, index_t group = 0) {
+    quantizer q = sym ? int_sym(bits) : int_asym(bits);
+    q.gran = group > 0 ? granularity::per_group : granularity::per_row;
+    q.group_size = group;
+    q.rule = range_rule::gptq;
+    q.search = mse_clip ? clip_search::mse : clip_search::none;
+    return q;
+  }
+  /// DuQuant's UniformAffineQuantizer: asymmetric, raw min/max times clip (`--lac`), clamps.
+  static quantizer duquant(int bits, float clip = 1.0f, granularity g = granularity::per_row,
+                           index_t group = 0) {
+    return int_asym(bits, g, group, clip, range_rule::duquant);
+  }
+  /// FP4 of a given layout with a scale from absmax * clip.
+  static quantizer fp4(fp4_kind k, granularity g = granularity::per_row, index_t group = 0,
+                       float clip = 1.0f) {
+    quantizer q = int_sym(4, g, group, clip);
+    q.format = element_format_of(k);
+    return q;
+  }
+  /// FP8 (E4M3 when e4m3, else E5M2) with a scale from absmax * clip.
+  static quantizer fp8(bool e4m3, granularity g = granularity::per_tensor, index_t group = 0,
+                       bool saturate = true) {
+    quantizer q = int_sym(8, g, group);
+    q.format = e4m3 ? element_format::fp8_e4m3 : element_format::fp8_e5m2;
+    q.fp8_saturate = saturate;
+    return q;
+  }
+  /// OCP MXFP4: E2M1 in blocks of 32 along the row, E8M0 scales.
+  static quantizer mxfp4() { return block(element_format::mxfp4, 32); }
+  /// OCP MXINT8: INT8 in blocks of 32 along the row, E8M0 scales.
+  static quantizer mxint8() { return block(element_format::mxint8, 32); }
+  /// NVFP4: E2M1 in blocks of 16, UE4M3 block scales, fp32 tensor scale.
+  static quantizer nvfp4() { return block(element_format::nvfp4, 16); }
+
+  // -------------------------------------------------------------- properties
+  bool is_block_format() const {
+    return format == element_format::mxfp4 || format == element_format::mxint8 ||
+           format == element_format::nvfp4;
+  }
+  bool is_fp4() const {
+    return format == element_format::fp4_e1m2 || format == element_format::fp4_e2m1 ||
+           format == element_format::fp4_e3m0;
+  }
+  bool is_fp8() const {
+    return format == element_format::fp8_e4m3 || format == element_format::fp8_e5m2;
+  }
+  /// Bits per stored element code.
+  int element_bits() const {
+    if (format == element_format::integer) return bits;
+    if (is_fp8() || format == element_format::mxint8) return 8;
+    return 4;
+  }
+  /// Codes of <= 4 bits are stored two per byte (element 2i in the low nibble).
+  bool packs_nibbles() const { return element_bits() <= 4; }
+  /// INT codes are signed (two's complement) for symmetric non-DuQuant integer formats and MXINT8.
+  bool signed_int_codes() const {
+    return (format == element_format::integer && symmetric && rule != range_rule::duquant) ||
+           format == element_format::mxint8;
+  }
+  /// Whether a zero point is stored (asymmetric INT, and DuQuant's symmetric branch).
+  bool has_zero_point() const {
+    return format == element_format::integer && (!symmetric || rule == range_rule::duquant);
+  }
+  /// Elements per scale along a row of length `cols` (per_tensor and per_row: cols).
+  index_t group_length(index_t cols) const {
+    return (gran == granularity::per_group) ? group_size : cols;
+  }
+  /// Scales per row for a row of length `cols` (per_tensor: 1, the single shared scale).
+  index_t groups_per_row(index_t cols) const {
+    if (gran != granularity::per_group) return 1;
+    return (cols + group_size - 1) / group_size;
+  }
+
+  /// Throws rotquant::error naming the first invalid setting for a rows x cols input.
+  void validate(index_t rows, index_t cols) const {
+    ROTQUANT_CHECK(rows >= 0 && cols >= 0, "quantizer: negative shape " << rows << " x " << cols);
+    ROTQUANT_CHECK(std::isfinite(clip) && clip > 0.0f,
+                   "quantizer: clip ratio " << clip << " must be finite and > 0");
+    if (format == element_format::integer) {
+      ROTQUANT_CHECK(bits >= 2 && bits <= 8,
+                     "quantizer: " << bits << "-bit integers are not supported (accepted: 2..8)");
+    }
+    if (is_block_format()) {
+      const index_t want = format == element_format::nvfp4 ? 16 : 32;
+      ROTQUANT_CHECK(gran == granularity::per_group && group_size == want,
+                     "quantizer: " << to_string(format) << " uses blocks of " << want
+                                   << " along the row (got " << to_string(gran) << ", group "
+                                   << group_size << ")");
+      ROTQUANT_CHECK(search == clip_search::none,
+                     "quantizer: " << to_string(format)
+                                   << " has a fixed scale rule; clip search is "
+                                   << "only for integer, fp4_* and fp8_* formats");
+      ROTQUANT_CHECK(clip == 1.0f, "quantizer: " << to_string(format)
+                                                 << " has a fixed scale rule; clip must be 1 (got "
+                                                 << clip << ")");
+    } else if (gran == granularity::per_group) {
+      ROTQUANT_CHECK(group_size > 0,
+                     "quantizer: per_group needs a group size > 0 (got " << group_size << ")");
+      ROTQUANT_CHECK(cols % group_size == 0, "quantizer: group size "
+                                                 << group_size << " does not divide the row length "
+                                                 << cols);
+    }
+    if (search == clip_search::mse) {
+      ROTQUANT_CHECK(search_grid > 0 && std::isfinite(search_maxshrink) && search_maxshrink > 0 &&
+                         search_maxshrink < 1 && std::isfinite(search_norm) && search_norm > 0,
+                     "quantizer: mse clip search needs grid > 0 (got "
+                         << search_grid << "), maxshrink in (0, 1) (got " << search_maxshrink
+                         << ") and norm > 0 (got " << search_norm << ")");
+    }
+  }
+
+  /// Short description, e.g. "int4 asym per_group(128) quarot clip 0.9".
+  std::string name() const {
+    std::string s = to_string(format);
+    if (format == element_format::integer) {
+      s += std::to_string(bits) + (symmetric ? " sym" : " asym");
+    }
+    if (!is_block_format()) {
+      s += std::string(" ") + to_string(gran);
+      if (gran == granularity::per_group) s += "(" + std::to_string(group_size) + ")";
+      if (format == element_format::integer) s += std::string(" ") + to_string(rule);
+      if (clip != 1.0f) s += " clip " + std::to_string(clip);
+      if (search == clip_search::mse) s += " mse-search";
+    }
+    return s;
+  }
+
+ private:
+  static quantizer block(element_format f, index_t n) {
+    quantizer q;
+    q.format = f;
+    q.bits = f == element_format::mxint8 ? 8 : 4;
+    q.gran = granularity::per_group;
+    q.group_size = n;
+    return q;
+  }
+};
+
+/// The result of quantize(): codes, scales (and zero points) of a rows x cols matrix.
+/// codes: row-major, `row_bytes` bytes per row; nibble formats (INT2..INT4, FP4, MXFP4, NVFP4)
+/// hold element c of a row in nibble c (element 2i low nibble of byte i), signed INT as
+/// two's complement; 8-bit formats hold one byte per element (signed INT as int8).
+/// scales / zero_points / scale_codes: [rows, groups_per_row] row-major (per_tensor: 1 entry).
+/// scale_codes: E8M0 bytes (MXFP4, MXINT8) or UE4M3 bytes (NVFP4); empty otherwise.
+struct quantized_matrix {
+  quantizer q;
+  index_t rows = 0;
+  index_t cols = 0;
+  index_t group = 0;           ///< elements per scale along a row
+  index_t groups_per_row = 0;  ///< scales per row (per_tensor: 1 shared)
+  index_t row_bytes = 0;
+  std::vector<std::uint8_t> codes;
+  std::vector<float> scales;
+  std::vector<std::int32_t> zero_points;
+  std::vector<std::uint8_t> scale_codes;
+  float tensor_scale = 1.0f;  ///< NVFP4 fp32 tensor scale (1 otherwise)
+
+  /// Index into scales for element (r, c).
+  index_t scale_index(index_t r, index_t c) const {
+    if (q.gran == granularity::per_tensor) return 0;
+    return r * groups_per_row + c / group;
+  }
+  /// The stored code of element (r, c) as an integer: signed INT / MXINT8 codes sign-extended,
+  /// everything else as the raw unsigned code.
+  int code(index_t r, index_t c) const {
+    const std::uint8_t* row = codes.data() + r * row_bytes;
+    if (q.packs_nibbles()) {
+      const std::uint8_t v = get_nibble(row, c);
+      return q.signed_int_codes() ? sign_extend_nibble(v) : v;
+    }
+    return q.signed_int_codes() ? static_cast<int>(static_cast<std::int8_t>(row[c])) : row[c];
+  }
+};
+
+namespace detail {
+
+/// Per-group parameters: scale, zero point, scale byte (block formats).
+struct quant_params {
+  float scale = 1.0f;
+  std::int32_t zero = 0;
+  std::uint8_t scale_code = 0;
+  int e = 0;  ///< block exponent (MXFP4 / MXINT8)
+};
+
+/// min, max and max |x| of a region.
+struct range_stats {
+  float min = std::numeric_limits<float>::infinity();
+  float max = -std::numeric_limits<float>::infinity();
+  float amax = 0.0f;
+  void add(float v) {
+    min = std::min(min, v);
+    max = std::max(max, v);
+    amax = std::max(amax, std::fabs(v));
+  }
+};
+
+inline float fp4_canonical_max(element_format f) {
+  return static_cast<float>(canonical_fp4(fp4_kind_of(f)).maxval());
+}
+
+inline int int_qmin(const quantizer& q) {
+  return q.signed_int_codes() ? -(1 << (q.bits - 1)) : 0;
+}
+inline int int_qmax(const quantizer& q) {
+  return q.signed_int_codes() ? (1 << (q.bits - 1)) - 1 : (1 << q.bits) - 1;
+}
+
+// Asymmetric scale / zero from a range; widens degenerate ranges (see the file comment).
+inline void asym_from_range(float xmin, float xmax, int levels, quant_params& p) {
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  float s = (xmax - xmin) / static_cast<float>(levels);
+  if (!(s > 0.0f)) {
+    xmin = std::min(xmin, 0.0f);
+    xmax = std::max(xmax, 0.0f);
+    s = (xmax - xmin) / static_cast<float>(levels);
+    if (!(s > 0.0f)) {
+      xmin = -1.0f;
+      s = 2.0f / static_cast<float>(levels);
+    }
+  }
+  ROTQUANT_CHECK(std::isfinite(s),
+                 "quantize: the range [" << xmin << ", " << xmax << "] overflows the fp32 scale");
+  p.scale = s;
+  p.zero = static_cast<std::int32_t>(std::nearbyint(-xmin / s));
+}
+
+/// Parameters of one INT / FP4 / FP8 scale group from its statistics, with clip ratio `clip`.
+/// `forced_zero` selects the zero-forced range for range_rule::quarot (per row / per tensor).
+/// `searching`: GPTQ candidates (no 1e-5 clamp on the asymmetric range).
+inline quant_params params_from_stats(const quantizer& q, const range_stats& st, float clip,
+                                      bool forced_zero, bool searching) {
+  quant_params p;
+  if (q.is_fp4() || q.is_fp8()) {
+    const float top = q.is_fp4()                             ? fp4_canonical_max(q.format)
+                      : q.format == element_format::fp8_e4m3 ? 448.0f
+                                                             : 57344.0f;
+    const float s = st.amax * clip / top;
+    p.scale = s == 0.0f ? 1.0f : s;
+    ROTQUANT_CHECK(std::isfinite(p.scale), "quantize: scale overflow for absmax " << st.amax);
+    return p;
+  }
+  const int qmax_sym = (1 << (q.bits - 1)) - 1;
+  const int levels = (1 << q.bits) - 1;
+  switch (q.rule) {
+    case range_rule::gptq: {
+      const float xmin = std::min(st.min, 0.0f);
+      const float xmax = std::max(st.max, 0.0f);
+      if (q.symmetric) {
+        const float xm = std::max(std::max(std::fabs(xmin), xmax), 1e-5f);
+        p.scale = clip * xm / static_cast<float>(qmax_sym);
+      } else {
+        float lo = xmin;
+        float hi = xmax;
+        if (lo == 0.0f && hi == 0.0f) {
+          lo = -1.0f;
+          hi = 1.0f;
+        }
+        lo *= clip;
+        hi *= clip;
+        const float range = searching ? (hi - lo) : std::max(hi - lo, 1e-5f);
+        p.scale = range / static_cast<float>(levels);
+        p.zero = static_cast<std::int32_t>(std::nearbyint(-lo / p.scale));
+      }
+      return p;
+    }
+    case range_rule::duquant: {
+      const float xmin = st.min * clip;
+      const float xmax = st.max * clip;
+      if (q.symmetric) {
+        const float xm = std::max(std::fabs(xmin), std::fabs(xmax));
+        p.scale = std::clamp(xm / static_cast<float>(qmax_sym), 1e-5f, 1e4f);
+        p.zero = qmax_sym;
+      } else {
+        p.scale = std::clamp((xmax - xmin) / static_cast<float>(levels), 1e-5f, 1e4f);
+        p.zero =
+            static_cast<std::int32_t>(std::nearbyint(std::clamp(-xmin / p.scale, -1e4f, 1e4f)));
+      }
+      return p;
+    }
+    default:
+      break;
+  }
+  if (q.symmetric) {
+    const float s = st.amax * clip / static_cast<float>(qmax_sym);
+    p.scale = s == 0.0f ? 1.0f : s;
+    return p;
+  }
+  const bool zero_in =
+      q.rule == range_rule::zero_in || (q.rule == range_rule::quarot && forced_zero);
+  float xmin = st.min;
+  float xmax = st.max;
+  if (zero_in) {
+    xmin = std::min(xmin, 0.0f);
+    xmax = std::max(xmax, 0.0f);
+  }
+  asym_from_range(xmin * clip, xmax * clip, levels, p);
+  return p;
+}
+
+/// INT code of x (before storage): clamp(rint(x / s) + z, qmin, qmax).
+inline int int_encode(float x, const quant_params& p, int qmin, int qmax) {
+  float t = std::nearbyint(x / p.scale);
+  t = std::clamp(t, -1073741824.0f, 1073741824.0f);  // keeps the int conversion defined
+  const long long v = static_cast<long long>(t) + p.zero;
+  return static_cast<int>(std::clamp<long long>(v, qmin, qmax));
+}
+
+/// Stored code of x for a non-block format (INT code as its low byte / nibble).
+inline std::uint8_t encode_element(const quantizer& q, float x, const quant_params& p, int qmin,
+                                   int qmax) {
+  switch (q.format) {
+    case element_format::integer:
+      return static_cast<std::uint8_t>(int_encode(x, p, qmin, qmax) & 0xFF);
+    case element_format::fp4_e2m1:
+      return e2m1_encode(x / p.scale);
+    case element_format::fp4_e1m2:
+    case element_format::fp4_e3m0:
+      return canonical_fp4(fp4_kind_of(q.format)).encode(x / p.scale);
+    case element_format::fp8_e4m3:
+      return e4m3_encode(x / p.scale, q.fp8_saturate);
+    case element_format::fp8_e5m2:
+      return e5m2_encode(x / p.scale, q.fp8_saturate);
+    case element_format::mxfp4:
+      return e2m1_encode(x * std::ldexp(1.0f, -p.e));
+    case element_format::mxint8: {
+      const float t = std::nearbyint(std::ldexp(x, 6 - p.e));
+      return static_cast<std::uint8_t>(static_cast<int>(std::clamp(t, -127.0f, 127.0f)) & 0xFF);
+    }
+    case element_format::nvfp4:
+      return p.scale == 0.0f ? 0 : e2m1_encode(x / p.scale);
+  }
+  return 0;
+}
+
+/// Value of a stored code (as returned by quantized_matrix::code) under params p.
+inline float decode_element(const quantizer& q, int code, const quant_params& p) {
+  switch (q.format) {
+    case element_format::integer:
+      return static_cast<float>(code - p.zero) * p.scale;
+    case element_format::fp4_e2m1:
+    case element_format::mxfp4:
+    case element_format::nvfp4:
+      return e2m1_decode(static_cast<std::uint8_t>(code)) * p.scale;
+    case element_format::fp4_e1m2:
+    case element_format::fp4_e3m0:
+      return canonical_fp4(fp4_kind_of(q.format)).decode(static_cast<std::uint8_t>(code)) * p.scale;
+    case element_format::fp8_e4m3:
+      return e4m3_decode(static_cast<std::uint8_t>(code)) * p.scale;
+    case element_format::fp8_e5m2:
+      return e5m2_decode(static_cast<std::uint8_t>(code)) * p.scale;
+    case element_format::mxint8:
+      return std::ldexp(static_cast<float>(code), p.e - 6);
+  }
+  return 0.0f;
+}
+
+/// Converts a stored byte code to the integer code() would return.
+inline int stored_to_code(const quantizer& q, std::uint8_t stored) {
+  if (q.packs_nibbles()) {
+    const std::uint8_t v = static_cast<std::uint8_t>(stored & 0x0F);
+    return q.signed_int_codes() ? sign_extend_nibble(v) : v;
+  }
+  return q.signed_int_codes() ? static_cast<int>(static_cast<std::int8_t>(stored)) : stored;
+}
+
+/// NVFP4 tensor scale from the global amax.
+inline float nvfp4_ts(float amax) {
+  return amax == 0.0f ? 1.0f : amax / (448.0f * 6.0f);
+}
+
+/// Block-format parameters from the block amax.
+inline quant_params block_params(const quantizer& q, float bamax, float tensor_scale) {
+  quant_params p;
+  if (q.format == element_format::nvfp4) {
+    p.scale_code = ue4m3_encode((bamax / 6.0f) / tensor_scale);
+    p.scale = ue4m3_decode(p.scale_code) * tensor_scale;
+    return p;
+  }
+  const int emax_elem = q.format == element_format::mxfp4 ? 2 : 0;
+  int e = -127;
+  if (bamax > 0.0f) e = std::clamp(std::ilogb(bamax) - emax_elem, -127, 127);
+  p.e = e;
+  p.scale_code = e8m0_from_exponent(e);
+  p.scale = std::ldexp(1.0f, e);
+  return p;
+}
+
+/// One scale region: rows [r0, r1) x columns [c0, c1) of X.
+struct region {
+  index_t r0, r1, c0, c1;
+};
+
+/// Encodes a region with params p, writing stored codes through `store(r, c, code)`, and
+/// returns the sum |x^ - x|^norm when `norm` > 0 (else 0).
+template <class Store>
+double encode_region(const quantizer& q, const_matrix_view<float> X, const region& g,
+                     const quant_params& p, Store&& store, double norm) {
+  const int qmin = int_qmin(q);
+  const int qmax = int_qmax(q);
+  double err = 0;
+  for (index_t r = g.r0; r < g.r1; ++r) {
+    for (index_t c = g.c0; c < g.c1; ++c) {
+      const float x = X(r, c);
+      const std::uint8_t s = encode_element(q, x, p, qmin, qmax);
+      store(r, c, s);
+      if (norm > 0) {
+        const double d = std::fabs(static_cast<double>(decode_element(q, stored_to_code(q, s), p)) -
+                                   static_cast<double>(x));
+        err += norm == 2.0 ? d * d : std::pow(d, norm);
+      }
+    }
+  }
+  return err;
+}
+
+/// Quantizes one region: computes its params (with the optional mse clip search) and encodes.
+template <class Store>
+quant_params quantize_region(const quantizer& q, const_matrix_view<float> X, const region& g,
+                             float tensor_scale, Store&& store) {
+  range_stats st;
+  for (index_t r = g.r0; r < g.r1; ++r) {
+    for (index_t c = g.c0; c < g.c1; ++c) st.add(X(r, c));
+  }
+  if (q.is_block_format()) {
+    const quant_params p = block_params(q, st.amax, tensor_scale);
+    encode_region(q, X, g, p, store, 0.0);
+    return p;
+  }
+  const bool forced_zero = q.gran != granularity::per_group;
+  if (q.search == clip_search::none) {
+    const quant_params p = params_from_stats(q, st, q.clip, forced_zero, false);
+    encode_region(q, X, g, p, store, 0.0);
+    return p;
+  }
+  // GPTQ's grid: the candidate clip p = 1 - i/grid replaces the clip ratio; keep strictly better.
+  const auto noop = [](index_t, index_t, std::uint8_t) {};
+  const int steps = static_cast<int>(q.search_maxshrink * q.search_grid);
+  quant_params best_p = params_from_stats(q, st, q.clip, forced_zero, false);
+  double best = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < steps; ++i) {
+    const float pc = static_cast<float>(1.0 - static_cast<double>(i) / q.search_grid);
+    const quant_params cand = params_from_stats(q, st, pc, forced_zero, true);
+    const double err = encode_region(q, X, g, cand, noop, q.search_norm);
+    if (err < best) {
+      best = err;
+      best_p = cand;
+    }
+  }
+  encode_region(q, X, g, best_p, store, 0.0);
+  return best_p;
+}
+
+/// Walks every scale region of a rows x cols input in storage order, calling
+/// fn(region, scale index).
+template <class Fn>
+void for_each_region(const quantizer& q, index_t rows, index_t cols, Fn&& fn) {
+  if (q.gran == granularity::per_tensor) {
+    fn(region{0, rows, 0, cols}, index_t{0});
+    return;
+  }
+  const index_t g = q.group_length(cols);
+  const index_t gpr = q.groups_per_row(cols);
+  for (index_t r = 0; r < rows; ++r) {
+    for (index_t k = 0; k < gpr; ++k) {
+      fn(region{r, r + 1, k * g, std::min(cols, (k + 1) * g)}, r * gpr + k);
+    }
+  }
+}
+
+inline float global_amax(const_matrix_view<float> X) {
+  float a = 0.0f;
+  for (index_t r = 0; r < X.rows(); ++r) {
+    for (index_t c = 0; c < X.cols(); ++c) a = std::max(a, std::fabs(X(r, c)));
+  }
+  return a;
+}
+
+}  // namespace detail
+
+/// NVFP4 fp32 tensor scale of a whole matrix: max|X| / (448 * 6), or 1 if X is all zero.
+/// Throws for non-finite entries (naming the first). O(rows * cols).
+inline float nvfp4_tensor_scale(const_matrix_view<float> X) {
+  check_finite(X, "nvfp4_tensor_scale: X");
+  return detail::nvfp4_ts(detail::global_amax(X));
+}
+inline float nvfp4_tensor_scale(const matrix_f& X) {
+  return nvfp4_tensor_scale(view(X));
+}
+
+/// Quantizes X [rows, cols] (row-major) with q: codes, scales (+ zero points, scale bytes).
+/// Preconditions (checked, rotquant::error): q.validate(rows, cols) passes; every entry finite
+/// (the message names the first non-finite one). Numeric contract: the rules in the file
+/// comment, bit for bit. All-zero rows / groups give zero codes (value 0) with a finite scale.
+/// Complexity O(rows * cols), times the search steps (80) with clip_search::mse.
+inline quantized_matrix quantize(const quantizer& q, const_matrix_view<float> X) {
+  q.validate(X.rows(), X.cols());
+  check_finite(X, "quantize: X");
+  quantized_matrix out;
+  out.q = q;
+  out.rows = X.rows();
+  out.cols = X.cols();
+  out.group = q.group_length(X.cols());
+  out.groups_per_row = q.groups_per_row(X.cols());
+  out.row_bytes = q.packs_nibbles() ? packed_nibble_bytes(X.cols()) : X.cols();
+  out.codes.assign(static_cast<std::size_t>(out.rows * out.row_bytes), 0);
+  const index_t nscales = q.gran == granularity::per_tensor ? 1 : out.rows * out.groups_per_row;
+  out.scales.assign(static_cast<std::size_t>(nscales), 1.0f);
+  if (q.has_zero_point()) out.zero_points.assign(static_cast<std::size_t>(nscales), 0);
+  if (q.is_block_format()) out.scale_codes.assign(static_cast<std::size_t>(nscales), 0);
+  if (q.format == element_format::nvfp4)
+    out.tensor_scale = detail::nvfp4_ts(detail::global_amax(X));
+  if (out.rows == 0 || out.cols == 0) return out;
+  const bool nibbles = q.packs_nibbles();
+  std::uint8_t* codes = out.codes.data();
+  const index_t rb = out.row_bytes;
+  auto store = [&](index_t r, index_t c, std::uint8_t v) {
+    if (nibbles) {
+      set_nibble(codes + r * rb, c, v);
+    } else {
+      codes[r * rb + c] = v;
+    }
+  };
+  detail::for_each_region(q, out.rows, out.cols, [&](const detail::region& g, index_t k) {
+    const detail::quant_params p = detail::quantize_region(q, X, g, out.tensor_scale, store);
+    out.scales[static_cast<std::size_t>(k)] = p.scale;
+    if (q.has_zero_point()) out.zero_points[static_cast<std::size_t>(k)] = p.zero;
+    if (q.is_block_format()) out.scale_codes[static_cast<std::size_t>(k)] = p.scale_code;
+  });
+  return out;
+}
+inline quantized_matrix quantize(const quantizer& q, const matrix_f& X) {
+  return quantize(q, view(X));
+}
+
+/// Dequantizes: X^[r, c] = value(code) under the element's scale (and zero point), fp32.
+/// Throws if the buffers do not match the shape. O(rows * cols).
+inline matrix_f dequantize(const quantized_matrix& m) {
+  const index_t nscales = m.q.gran == granularity::per_tensor ? 1 : m.rows * m.groups_per_row;
+  ROTQUANT_CHECK(
+      static_cast<index_t>(m.codes.size()) == m.rows * m.row_bytes &&
+          static_cast<index_t>(m.scales.size()) == nscales &&
+          (!m.q.has_zero_point() || static_cast<index_t>(m.zero_points.size()) == nscales),
+      "dequantize: buffers do not match a " << m.rows << " x " << m.cols << " " << m.q.name()
+                                            << " matrix");
+  matrix_f out(m.rows, m.cols);
+  for (index_t r = 0; r < m.rows; ++r) {
+    for (index_t c = 0; c < m.cols; ++c) {
+      const index_t k = m.scale_index(r, c);
+      detail::quant_params p;
+      p.scale = m.scales[static_cast<std::size_t>(k)];
+      if (m.q.has_zero_point()) p.zero = m.zero_points[static_cast<std::size_t>(k)];
+      if (m.q.is_block_format() && m.q.format != element_format::nvfp4) {
+        p.e = static_cast<int>(m.scale_codes[static_cast<std::size_t>(k)]) - 127;
+      }
+      out(r, c) = detail::decode_element(m.q, m.code(r, c), p);
+    }
+  }
+  return out;
+}
+
+/// quantize then dequantize (for experiments): exactly dequantize(quantize(q, X)).
+/// Same preconditions and cost as quantize.
+inline matrix_f fake_quantize(const quantizer& q, const_matrix_view<float> X) {
+  return dequantize(quantize(q, X));
+}
+inline matrix_f fake_quantize(const quantizer& q, const matrix_f& X) {
+  return fake_quantize(q, view(X));
+}
+
+// ------------------------------------------------------------------------------------------
+// One-row reference functions (the oracle for the SIMD per-token fast paths)
+// ------------------------------------------------------------------------------------------
+
+/// Scale and zero point of one asymmetric row or group.
+struct scale_zero {
+  float scale;
+  std::int32_t zero;
+};
+
+namespace detail {
+inline void check_row_args(const char* fn, const float* x, index_t n, const void* out) {
+  ROTQUANT_CHECK(n >= 0, fn << ": negative length " << n);
+  ROTQUANT_CHECK(n == 0 || (x != nullptr && out != nullptr),
+                 fn << ": null pointer for a row of " << n);
+  for (index_t i = 0; i < n; ++i) {
+    ROTQUANT_CHECK(std::isfinite(x[i]), fn << ": non-finite value " << x[i] << " at index " << i
+                                           << "; NaN/Inf are rejected");
+  }
+}
+// Quantizes one row as a 1 x n matrix with q, writing codes/scales into caller buffers.
+inline quant_params row_quantize(const quantizer& q, const float* x, index_t n, std::uint8_t* out,
+                                 float tensor_scale, float* scales, std::int32_t* zeros,
+                                 std::uint8_t* scale_bytes) {
+  q.validate(1, n);
+  const auto X = make_view(x, 1, n, n);
+  const bool nibbles = q.packs_nibbles();
+  if (nibbles) std::fill(out, out + packed_nibble_bytes(n), std::uint8_t{0});
+  auto store = [&](index_t, index_t c, std::uint8_t v) {
+    if (nibbles) {
+      set_nibble(out, c, v);
+    } else {
+      out[c] = v;
+    }
+  };
+  quant_params last;
+  if (n == 0) return last;
+  for_each_region(q, 1, n, [&](const region& g, index_t k) {
+    last = quantize_region(q, X, g, tensor_scale, store);
+    if (scales) scales[k] = last.scale;
+    if (zeros) zeros[k] = last.zero;
+    if (scale_bytes) scale_bytes[k] = last.scale_code;
+  });
+  return last;
+}
+}  // namespace detail
+
+/// QuaRot INT4 symmetric per row: s = absmax * clip / 7 (s = 1 if 0), q = clamp(rint(x / s),
+/// -8, 7), packed as two's-complement nibbles into ceil(n/2) bytes at `packed` (element 2i low).
+/// Returns s. Throws for NaN/Inf (first index), null pointers, clip not finite > 0. O(n).
+inline float quantize_row_int4_sym(const float* x, index_t n, float clip, std::uint8_t* packed) {
+  detail::check_row_args("quantize_row_int4_sym", x, n, packed);
+  const quantizer q = quantizer::int_sym(4, granularity::per_row, 0, clip);
+  return detail::row_quantize(q, x, n, packed, 1.0f, nullptr, nullptr, nullptr).scale;
+}
+
+/// QuaRot INT4 asymmetric per row (zero forced into the range): xmin = min(min x, 0) clip,
+/// xmax = max(max x, 0) clip, [-1, 1] if both 0; s = (xmax - xmin) / 15; z = rint(-xmin / s);
+/// q = clamp(rint(x / s) + z, 0, 15), packed unsigned nibbles. Returns {s, z}. O(n).
+inline scale_zero quantize_row_int4_asym(const float* x, index_t n, float clip,
+                                         std::uint8_t* packed) {
+  detail::check_row_args("quantize_row_int4_asym", x, n, packed);
+  const quantizer q = quantizer::int_asym(4, granularity::per_row, 0, clip);
+  const auto p = detail::row_quantize(q, x, n, packed, 1.0f, nullptr, nullptr, nullptr);
+  return {n == 0 ? 1.0f : p.scale, p.zero};
+}
+
+/// INT8 symmetric per row: s = absmax * clip / 127 (1 if 0), q = clamp(rint(x / s), -128, 127)
+/// into n bytes at `codes`. Returns s. O(n).
+inline float quantize_row_int8_sym(const float* x, index_t n, float clip, std::int8_t* codes) {
+  detail::check_row_args("quantize_row_int8_sym", x, n, codes);
+  const quantizer q = quantizer::int_sym(8, granularity::per_row, 0, clip);
+  return detail::row_quantize(q, x, n, reinterpret_cast<std::uint8_t*>(codes), 1.0f, nullptr,
+                              nullptr, nullptr)
+      .scale;
+}
+
+/// INT4 symmetric per group of `group` (must divide n): one scale per group (absmax * clip / 7)
+/// into scales[n / group]; codes packed as in quantize_row_int4_sym. O(n).
+inline void quantize_row_int4_sym_groups(const float* x, index_t n, index_t group, float clip,
+                                         std::uint8_t* packed, float* scales) {
+  detail::check_row_args("quantize_row_int4_sym_groups", x, n, packed);
+  ROTQUANT_CHECK(n == 0 || scales != nullptr, "quantize_row_int4_sym_groups: null scales");
+  const quantizer q = quantizer::int_sym(4, granularity::per_group, group, clip);
+  detail::row_quantize(q, x, n, packed, 1.0f, scales, nullptr, nullptr);
+}
+
+/// INT4 asymmetric per group (QuaRot groupwise: raw group min / max times clip, zero NOT forced
+/// in): scales and zero points into scales[n / group], zeros[n / group]. O(n).
+inline void quantize_row_int4_asym_groups(const float* x, index_t n, index_t group, float clip,
+                                          std::uint8_t* packed, float* scales,
+                                          std::int32_t* zeros) {
+  detail::check_row_args("quantize_row_int4_asym_groups", x, n, packed);
+  ROTQUANT_CHECK(n == 0 || (scales != nullptr && zeros != nullptr),
+                 "quantize_row_int4_asym_groups: null scales or zeros");
+  const quantizer q = quantizer::int_asym(4, granularity::per_group, group, clip);
+  detail::row_quantize(q, x, n, packed, 1.0f, scales, zeros, nullptr);
+}
+
+/// FP4 E2M1 per row: s = absmax * clip / 6 (1 if 0), code = e2m1_encode(x / s), packed nibbles.
+/// Returns s. O(n).
+inline float quantize_row_fp4_e2m1(const float* x, index_t n, float clip, std::uint8_t* packed) {
+  detail::check_row_args("quantize_row_fp4_e2m1", x, n, packed);
+  const quantizer q = quantizer::fp4(fp4_kind::e2m1, granularity::per_row, 0, clip);
+  return detail::row_quantize(q, x, n, packed, 1.0f, nullptr, nullptr, nullptr).scale;
+}
+
+/// MXFP4 of one row: ceil(n/32) blocks (the last may be shorter), E8M0 bytes into
+/// scale_bytes[ceil(n/32)], codes packed into ceil(n/2) bytes. O(n).
+inline void quantize_row_mxfp4(const float* x, index_t n, std::uint8_t* packed,
+                               std::uint8_t* scale_bytes) {
+  detail::check_row_args("quantize_row_mxfp4", x, n, packed);
+  ROTQUANT_CHECK(n == 0 || scale_bytes != nullptr, "quantize_row_mxfp4: null scale_bytes");
+  detail::row_quantize(quantizer::mxfp4(), x, n, packed, 1.0f, nullptr, nullptr, scale_bytes);
+}
+
+/// NVFP4 of one row with a given fp32 tensor scale (finite, > 0; see nvfp4_tensor_scale):
+/// ceil(n/16) blocks (the last may be shorter), UE4M3 bytes into scale_bytes[ceil(n/16)],
+/// codes packed into ceil(n/2) bytes. O(n).
+inline void quantize_row_nvfp4(const float* x, index_t n, float tensor_scale, std::uint8_t* packed,
+                               std::uint8_t* scale_bytes) {
+  detail::check_row_args("quantize_row_nvfp4", x, n, packed);
+  ROTQUANT_CHECK(std::isfinite(tensor_scale) && tensor_scale > 0.0f,
+                 "quantize_row_nvfp4: tensor scale " << tensor_scale << " must be finite and > 0");
+  ROTQUANT_CHECK(n == 0 || scale_bytes != nullptr, "quantize_row_nvfp4: null scale_bytes");
+  detail::row_quantize(quantizer::nvfp4(), x, n, packed, tensor_scale, nullptr, nullptr,
+                       scale_bytes);
+}
+
+}  // namespace rotquant
