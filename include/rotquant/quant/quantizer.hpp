@@ -160,9 +160,11 @@ inline element_format element_format_of(fp4_kind k) {
 }
 
 /// The FP4 grid a scaled fp4_* format rounds onto: IEEE-style bias 2^(E-1) - 1 (E2M1 = OCP).
-inline fp4_format canonical_fp4(fp4_kind k) {
-  const double bias = k == fp4_kind::e1m2 ? 0.0 : k == fp4_kind::e2m1 ? 1.0 : 3.0;
-  return fp4_format::from_bias(k, bias);
+inline const fp4_format& canonical_fp4(fp4_kind k) {
+  static const fp4_format table[3] = {fp4_format::from_bias(fp4_kind::e1m2, 0.0),
+                                      fp4_format::from_bias(fp4_kind::e2m1, 1.0),
+                                      fp4_format::from_bias(fp4_kind::e3m0, 3.0)};
+  return table[k == fp4_kind::e1m2 ? 0 : k == fp4_kind::e2m1 ? 1 : 2];
 }
 
 /// A quantizer: a value type naming the element format, the scale granularity, the range rule
