@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: Apache-2.0
+// detail/arch/avx512/gemm.hpp: AVX-512 VNNI W4A4 GEMM micro-kernels (vpdpbusd, u8 x s8).
+//
+// Register tile: MR rows x NP panels of 16 columns, one zmm accumulator each. Per 8 values of k:
+// one 64-byte load per panel gives 16 columns x 8 nibbles; AND 0x0F and (>> 4) AND 0x0F give the
+// two u8 operands (k..k+3 and k+4..k+7 per lane; FP4 goes through a vpshufb table to 2 * value +
+// 12). The s8 operand is 4 activation bytes of one row broadcast to every lane. vpdpbusd sums
+// four u8 x s8 products into int32 with no intermediate saturation, so the accumulators are
+// exact: |u * a| <= 24 * 128 = 3072 per k, so int32 cannot overflow for K <= 699,050 (the
+// public entry rejects K > gemm_max_k).
+#pragma once
+// IWYU pragma: private, include "rotquant/kernels/gemm.hpp"
+
+#include <cstring>
+
+#include "rotquant/detail/arch/avx2/gemm.hpp"
+
+#if ROTQUANT_HAS_AVX512
+#include <immintrin.h>
+
+ROTQUANT_AVX512_BEGIN
+namespace rotquant {
+namespace detail {
+namespace arch {
+
+ROTQUANT_TARGET_AVX512 inline __m512i gemm_bcast4(const std::int8_t* p) {
+  std::int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/// MR x NP tile at rows m0.., panels p0.. (all rows and panels exist; columns may end early).
+template <int MR, int NP, bool FP4>
+ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512(const gemm_args& g, index_t m0, index_t p0) {
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  const __m512i lut = _mm512_broadcast_i32x4(
+      _mm_load_si128(reinterpret_cast<const __m128i*>(detail::gemm_fp4_lut)));
+  __m512 y[MR][NP];
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NP; ++j) y[r][j] = _mm512_setzero_ps();
+  for (index_t b = 0; b < g.nkb; ++b) {
+    index_t c0, c1;
+    gemm_block_chunks(g, b, c0, c1);
+    __m512i acc[MR][NP];
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NP; ++j) acc[r][j] = _mm512_setzero_si512();
+    const std::uint8_t* wp = g.w + p0 * g.panel_bytes + c0 * 64;
+    const std::int8_t* ap = g.a + m0 * g.lda + c0 * 8;
+    for (index_t c = c0; c < c1; ++c, wp += 64, ap += 8) {
+      __m512i lo[NP], hi[NP];
+      for (int j = 0; j < NP; ++j) {
+        const __m512i v = _mm512_loadu_si512(wp + j * g.panel_bytes);
+        lo[j] = _mm512_and_si512(v, nib);
+        hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        if (FP4) {
+          lo[j] = _mm512_shuffle_epi8(lut, lo[j]);
+          hi[j] = _mm512_shuffle_epi8(lut, hi[j]);
+        }
+      }
+      for (int r = 0; r < MR; ++r) {
+        const __m512i a0 = gemm_bcast4(ap + r * g.lda);
+        const __m512i a1 = gemm_bcast4(ap + r * g.lda + 4);
+        for (int j = 0; j < NP; ++j) {
+          acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], lo[j], a0);
+          acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], hi[j], a1);
+        }
+      }
+    }
+    const index_t k0 = b * g.kb;
+    for (int r = 0; r < MR; ++r) {
+      const index_t m = m0 + r;
+      const __m512i corr = _mm512_set1_epi32(g.woff * g.a_sums[m * g.nkb + b]);
+      const __m512 sa = _mm512_set1_ps(g.a_scales[m * g.a_blocks + k0 / g.a_block]);
+      for (int j = 0; j < NP; ++j) {
+        const __m512 sw =
+            _mm512_loadu_ps(g.w_scales + ((p0 + j) * g.w_blocks + k0 / g.w_block) * 16);
+        const __m512 t = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], corr));
+        y[r][j] = _mm512_fmadd_ps(t, _mm512_mul_ps(sa, sw), y[r][j]);
+      }
+    }
+  }
+  for (int j = 0; j < NP; ++j) {
+    const index_t n0 = (p0 + j) * 16;
+    const index_t cols = g.n - n0 < 16 ? g.n - n0 : 16;
+    const __mmask16 mask = static_cast<__mmask16>((1u << cols) - 1u);
+    const __m512 bias = g.bias ? _mm512_maskz_loadu_ps(mask, g.bias + n0) : _mm512_setzero_ps();
+    for (int r = 0; r < MR; ++r) {
+      const __m512 v = g.bias ? _mm512_add_ps(y[r][j], bias) : y[r][j];
+      _mm512_mask_storeu_ps(g.out + (m0 + r) * g.ldo + n0, mask, v);
+    }
+  }
+}
+
+template <int NP, bool FP4, int MR = 1, int MAXR = 8>
+ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512_mr(int mr, const gemm_args& g, index_t m0,
+                                                       index_t p0) {
+  if constexpr (MR < MAXR) {
+    if (mr != MR) return gemm_tile_avx512_mr<NP, FP4, MR + 1, MAXR>(mr, g, m0, p0);
+  }
+  gemm_tile_avx512<MR, NP, FP4>(g, m0, p0);
+}
+
+template <bool FP4>
+ROTQUANT_TARGET_AVX512 inline void gemm_range_avx512(const gemm_args& g, index_t m0, index_t m1,
+                                                     index_t p0, index_t p1) {
+  const index_t rows = m1 - m0;
+  if (rows <= 4) {
+    // Decode: stream the weights once, four panels per step to keep several loads in flight.
+    const int mr = static_cast<int>(rows);
+    index_t p = p0;
+    for (; p + 4 <= p1; p += 4) gemm_tile_avx512_mr<4, FP4, 1, 4>(mr, g, m0, p);
+    for (; p < p1; ++p) gemm_tile_avx512_mr<1, FP4, 1, 4>(mr, g, m0, p);
+    return;
+  }
+  // Prefill: a panel pair stays in L1/L2 while the row blocks stream past it. Blocked formats
+  // keep a float tile as well, so they use fewer rows.
+  const bool blocked = g.nkb > 1;
+  const index_t MRmax = blocked ? 4 : 8;
+  index_t p = p0;
+  for (; p + 2 <= p1; p += 2)
+    for (index_t m = m0; m < m1; m += MRmax) {
+      const int mr = static_cast<int>(m1 - m < MRmax ? m1 - m : MRmax);
+      if (blocked)
+        gemm_tile_avx512_mr<2, FP4, 1, 4>(mr, g, m, p);
+      else
+        gemm_tile_avx512_mr<2, FP4, 1, 8>(mr, g, m, p);
+    }
+  for (; p < p1; ++p)
+    for (index_t m = m0; m < m1; m += 4) {
+      const int mr = static_cast<int>(m1 - m < 4 ? m1 - m : 4);
+      gemm_tile_avx512_mr<1, FP4, 1, 4>(mr, g, m, p);
+    }
+}
+
+/// AVX-512 VNNI kernel: same results as gemm_range(scalar, ...) bit for bit.
+ROTQUANT_TARGET_AVX512 inline void gemm_range(avx512, const gemm_args& g, index_t m0, index_t m1,
+                                              index_t p0, index_t p1) {
+  if (g.fp4)
+    gemm_range_avx512<true>(g, m0, m1, p0, p1);
+  else
+    gemm_range_avx512<false>(g, m0, m1, p0, p1);
+}
+
+}  // namespace arch
+}  // namespace detail
+}  // namespace rotquant
+ROTQUANT_AVX512_END
+#endif

@@ -1,0 +1,257 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernels/gemm.hpp: packed W4A4 / W4A8 GEMM: pack_weights, quantized_matmul, linear_w4a4.
+//
+// Y[m, n] = sum over K blocks of (sum_k qa[m, k] qw[n, k]) * sa[m, block] * sw[n, block] (+ bias)
+// with exact int32 dot products (u8 x s8 with an offset, see kernels/packed.hpp) and a fixed
+// float epilogue (explicit fma), so every ISA path and every thread count give the same bits.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "rotquant/core/dispatch.hpp"
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/core/reduce.hpp"
+#include "rotquant/core/threading.hpp"
+#include "rotquant/detail/arch/avx512/gemm.hpp"
+#include "rotquant/detail/arch/neon/gemm.hpp"
+#include "rotquant/detail/gemm_args.hpp"
+#include "rotquant/kernels/packed.hpp"
+#include "rotquant/kernels/quantize_activations.hpp"
+
+namespace rotquant {
+
+/// Largest K the kernels accept: |u * a| <= 24 * 128 per k, so int32 is exact up to
+/// floor(2^31 / 3072) = 699,050 (testing.md 3.1).
+constexpr index_t gemm_max_k = 699050;
+
+/// Optional epilogue work after the scales: out[m, n] = y + bias[n].
+struct gemm_epilogue {
+  const float* bias = nullptr;  ///< N floats, or null
+  index_t bias_size = 0;        ///< must equal N when bias is set
+  /// Epilogue adding `b` (kept by pointer: `b` must outlive the call).
+  static gemm_epilogue with_bias(const vector_f& b) {
+    gemm_epilogue e;
+    e.bias = b.data();
+    e.bias_size = b.size();
+    return e;
+  }
+};
+
+/// Quantizes weights W [n, k] (PyTorch [out, in], row-major, any stride) and packs them into the
+/// panel layout of kernels/packed.hpp. Rules (quant/formats.hpp, clip 1): qsi4cx: per output
+/// channel s = absmax / 7 (1 if 0), q = clamp(rint(w / s), -8, 7); qsi4cg: the same per group
+/// of `group` elements along K (group a positive multiple of 8; the last group may be partial);
+/// mxfp4: blocks of 32, E8M0 scales; nvfp4: blocks of 16, UE4M3 block scales times a tensor scale
+/// from the amax of all of W. O(n * k). Throws rotquant::error for an empty or non-finite W,
+/// k > gemm_max_k, or a bad group.
+inline packed_weights pack_weights(const const_matrix_view<float>& W, weight_format format,
+                                   index_t group = 0) {
+  const index_t n = W.rows(), k = W.cols();
+  ROTQUANT_CHECK(n >= 1 && k >= 1, "pack_weights: W must be non-empty, got " << n << " x " << k);
+  ROTQUANT_CHECK(k <= gemm_max_k,
+                 "pack_weights: K = " << k << " exceeds the int32-exact bound " << gemm_max_k);
+  if (format == weight_format::qsi4cg)
+    ROTQUANT_CHECK(group >= 8 && group % 8 == 0,
+                   "pack_weights: qsi4cg group must be a positive multiple of 8 (e.g. 32, 64, "
+                   "128), got "
+                       << group);
+  check_finite(W, "pack_weights: W");
+  packed_weights pw;
+  pw.format = format;
+  pw.n = n;
+  pw.k = k;
+  pw.kp = gemm_padded_k(k);
+  pw.block = format == weight_format::qsi4cx   ? k
+             : format == weight_format::qsi4cg ? group
+             : format == weight_format::mxfp4  ? 32
+                                               : 16;
+  pw.blocks = (k + pw.block - 1) / pw.block;
+  pw.panels = (n + gemm_panel_cols - 1) / gemm_panel_cols;
+  if (format == weight_format::nvfp4) {
+    float amax = 0.0f;
+    for (index_t r = 0; r < n; ++r)
+      amax = std::max(amax, absmax(W.data() + r * W.outerStride(), k));
+    pw.tensor_scale = detail::nvfp4_tensor_scale(amax);
+  }
+  // Zero weight in every padding slot: offset-binary 8 for INT4, E2M1 code 0 for FP4.
+  const std::uint8_t zero_nib = pw.fp4() ? 0x0 : 0x8;
+  pw.data.assign(static_cast<std::size_t>(pw.panels * pw.panel_bytes()),
+                 static_cast<std::uint8_t>(zero_nib | (zero_nib << 4)));
+  pw.scales.assign(static_cast<std::size_t>(pw.panels * pw.blocks * 16), 0.0f);
+  std::vector<std::int8_t> q(static_cast<std::size_t>(k));
+  std::vector<std::uint8_t> raw(static_cast<std::size_t>(k));
+  for (index_t r = 0; r < n; ++r) {
+    const float* x = W.data() + r * W.outerStride();
+    const index_t p = r / 16, j = r % 16;
+    for (index_t b = 0; b < pw.blocks; ++b) {
+      const index_t k0 = b * pw.block, len = std::min(pw.block, k - k0);
+      float s = 0.0f;
+      std::uint8_t byte = 0;
+      if (pw.fp4()) {
+        if (format == weight_format::mxfp4)
+          detail::qact_mxfp4_block(x + k0, len, q.data() + k0, &byte, &s, raw.data() + k0);
+        else
+          detail::qact_nvfp4_block(x + k0, len, pw.tensor_scale, q.data() + k0, &byte, &s,
+                                   raw.data() + k0);
+      } else {
+        s = detail::qact_sym_scale(absmax(x + k0, len), 1.0f, 7);
+        detail::arch::qact_sym_codes(detail::arch::scalar{}, x + k0, len, s, -8, 7, q.data() + k0);
+        for (index_t i = k0; i < k0 + len; ++i)
+          raw[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(q[i] + 8);
+      }
+      pw.scales[static_cast<std::size_t>((p * pw.blocks + b) * 16 + j)] = s;
+    }
+    std::uint8_t* panel = pw.data.data() + p * pw.panel_bytes();
+    for (index_t i = 0; i < k; ++i) {
+      std::uint8_t& byte = panel[(i >> 3) * 64 + j * 4 + (i & 3)];
+      const std::uint8_t v = raw[static_cast<std::size_t>(i)];
+      byte = (i & 4) ? static_cast<std::uint8_t>((byte & 0x0F) | (v << 4))
+                     : static_cast<std::uint8_t>((byte & 0xF0) | v);
+    }
+  }
+  return pw;
+}
+
+/// Convenience overload for a whole row-major matrix.
+inline packed_weights pack_weights(const matrix_f& W, weight_format format, index_t group = 0) {
+  return pack_weights(view(W), format, group);
+}
+
+/// The weight values the kernels multiply with, [n, k]: integer unit times its scale. O(n k).
+inline matrix_f dequantize_weights(const packed_weights& w) {
+  matrix_f out(w.n, w.k);
+  detail::gemm_args g;
+  g.fp4 = w.fp4();
+  for (index_t r = 0; r < w.n; ++r) {
+    const std::uint8_t* panel = w.data.data() + (r / 16) * w.panel_bytes();
+    for (index_t c = 0; c < w.k; ++c) {
+      const int u = detail::arch::gemm_weight_unit(g, panel, r % 16, c) - w.offset();
+      out(r, c) =
+          static_cast<float>(u) *
+          w.scales[static_cast<std::size_t>(((r / 16) * w.blocks + c / w.block) * 16 + r % 16)];
+    }
+  }
+  return out;
+}
+
+/// out [m, n] = A [m, k] (packed activations) times W^T (packed weights [n, k]), int32-exact
+/// integer products per K block and the epilogue of detail/gemm_args.hpp:
+///   y = sum over blocks (fma chain) float(int dot) * (sa * sw), out = y (+ bias[n]).
+/// The block is the smaller of the activation and weight scale blocks (each must be a multiple
+/// of the other, or span all of K). Work is split over N panels (and M blocks) through `ex`
+/// (default executor); results do not depend on the ISA path or the thread count.
+/// Cost O(m n k) integer multiply-adds. Throws rotquant::error on mismatched shapes, an
+/// incompatible block pair, or a bias of the wrong size.
+inline void quantized_matmul(const packed_activations& A, const packed_weights& W,
+                             matrix_view<float> out, const gemm_epilogue& ep = {},
+                             executor* ex = nullptr) {
+  ROTQUANT_CHECK(A.k == W.k, "quantized_matmul: activations have K = "
+                                 << A.k << " but weights have K = " << W.k << "; they must match");
+  ROTQUANT_CHECK(out.rows() == A.m && out.cols() == W.n,
+                 "quantized_matmul: output is " << out.rows() << " x " << out.cols()
+                                                << ", expected " << A.m << " x " << W.n);
+  ROTQUANT_CHECK(ep.bias == nullptr || ep.bias_size == W.n,
+                 "quantized_matmul: bias has " << ep.bias_size << " entries, expected N = " << W.n);
+  ROTQUANT_CHECK(A.codes.size() == static_cast<std::size_t>(A.m * A.stride) && A.stride == W.kp,
+                 "quantized_matmul: packed activations are inconsistent (stride "
+                     << A.stride << ", expected " << W.kp << ")");
+  const index_t k = W.k;
+  const index_t ab = std::min(A.block, k), wb = std::min(W.block, k);
+  const index_t kb = std::min(ab, wb);
+  ROTQUANT_CHECK((ab % kb == 0 || ab >= k) && (wb % kb == 0 || wb >= k),
+                 "quantized_matmul: activation block " << A.block << " and weight block " << W.block
+                                                       << " are incompatible; one must divide "
+                                                          "the other");
+  if (A.m == 0) return;
+  detail::gemm_args g;
+  g.a = A.codes.data();
+  g.lda = A.stride;
+  g.a_scales = A.scales.data();
+  g.a_blocks = A.blocks;
+  g.a_block = A.block;
+  g.w = W.data.data();
+  g.panel_bytes = W.panel_bytes();
+  g.w_scales = W.scales.data();
+  g.w_blocks = W.blocks;
+  g.w_block = W.block;
+  g.m = A.m;
+  g.n = W.n;
+  g.k = k;
+  g.kb = kb;
+  g.nkb = (k + kb - 1) / kb;
+  g.woff = W.offset();
+  g.fp4 = W.fp4();
+  g.bias = ep.bias;
+  g.out = out.data();
+  g.ldo = out.outerStride();
+  std::vector<std::int32_t> sums;
+  if (g.nkb == A.blocks) {
+    g.a_sums = A.sums.data();
+  } else {
+    // Activation code sums at the kernel block granularity (finer than the activation blocks).
+    sums.resize(static_cast<std::size_t>(A.m * g.nkb));
+    for (index_t m = 0; m < A.m; ++m) {
+      const std::int8_t* c = A.codes.data() + m * A.stride;
+      for (index_t b = 0; b < g.nkb; ++b) {
+        std::int32_t s = 0;
+        for (index_t i = b * kb; i < std::min(k, (b + 1) * kb); ++i) s += c[i];
+        sums[static_cast<std::size_t>(m * g.nkb + b)] = s;
+      }
+    }
+    g.a_sums = sums.data();
+  }
+  // Tasks: row blocks of mc rows (an L2-sized slice of A) x chunks of pc panels.
+  const index_t panels = W.panels;
+  const index_t mc = A.m <= 4 ? A.m : std::max<index_t>(8, (262144 / W.kp) / 8 * 8);
+  const index_t pc = A.m <= 4 ? 4 : 8;
+  const index_t nm = (A.m + mc - 1) / mc, np = (panels + pc - 1) / pc;
+  dispatch([&](auto tag) {
+    parallel_for(
+        0, nm * np, 1,
+        [&](index_t lo, index_t hi) {
+          for (index_t t = lo; t < hi; ++t) {
+            const index_t mi = t / np, pi = t % np;
+            detail::arch::gemm_range(tag, g, mi * mc, std::min(A.m, (mi + 1) * mc), pi * pc,
+                                     std::min(panels, (pi + 1) * pc));
+          }
+        },
+        ex);
+  });
+}
+
+/// Convenience overload returning out as a new matrix [m, n].
+inline matrix_f quantized_matmul(const packed_activations& A, const packed_weights& W,
+                                 const gemm_epilogue& ep = {}, executor* ex = nullptr) {
+  matrix_f out(A.m, W.n);
+  quantized_matmul(A, W, view(out), ep, ex);
+  return out;
+}
+
+/// Quantized linear layer: quantizes X [m, k] (float, per token, `format`) into `scratch`
+/// (reused across calls when given), then out = quantized_matmul(., W, ep). See
+/// quantize_activations and quantized_matmul for rules, errors and cost.
+inline void linear_w4a4(const const_matrix_view<float>& X, const packed_weights& W,
+                        matrix_view<float> out, act_format format = act_format::qsi4dx,
+                        const gemm_epilogue& ep = {}, executor* ex = nullptr, float clip = 1.0f,
+                        index_t group = 0, packed_activations* scratch = nullptr) {
+  ROTQUANT_CHECK(X.cols() == W.k,
+                 "linear_w4a4: X has " << X.cols() << " columns but weights have K = " << W.k);
+  packed_activations local;
+  packed_activations& a = scratch ? *scratch : local;
+  quantize_activations(X, format, a, clip, group, ex);
+  quantized_matmul(a, W, out, ep, ex);
+}
+
+/// Convenience overload returning a new [m, n] matrix.
+inline matrix_f linear_w4a4(const matrix_f& X, const packed_weights& W,
+                            act_format format = act_format::qsi4dx, const gemm_epilogue& ep = {},
+                            executor* ex = nullptr) {
+  matrix_f out(X.rows(), W.n);
+  linear_w4a4(view(X), W, view(out), format, ep, ex);
+  return out;
+}
+
+}  // namespace rotquant

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+// kernels/quantize_activations.hpp: per-token activation quantize + pack for the GEMM kernels.
+//
+// The rules are the fixed shared rules of quant/formats.hpp (INT per token / per group, MXFP4,
+// NVFP4): fp32 arithmetic, IEEE division x / s, round half to even. Every ISA path produces the
+// same codes, scales and sums bit for bit. Output layout: see kernels/packed.hpp.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "rotquant/core/dispatch.hpp"
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/core/reduce.hpp"
+#include "rotquant/core/threading.hpp"
+#include "rotquant/detail/arch/avx512/quantize_activations.hpp"
+#include "rotquant/detail/arch/neon/quantize_activations.hpp"
+#include "rotquant/kernels/packed.hpp"
+
+namespace rotquant {
+namespace detail {
+
+/// True if no element of x[0..k) is NaN or +-Inf (exponent bits all ones). Integer-only so the
+/// compiler can vectorize it without reassociating floats.
+inline bool qact_row_finite(const float* x, index_t k) {
+  std::uint32_t bad = 0;
+  for (index_t i = 0; i < k; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= static_cast<std::uint32_t>((b & 0x7F800000u) == 0x7F800000u);
+  }
+  return bad == 0;
+}
+
+/// Block size (elements per scale) of an activation format for rows of k elements.
+inline index_t qact_block(act_format f, index_t k, index_t group) {
+  switch (f) {
+    case act_format::qsi4dg:
+      return group;
+    case act_format::mxfp4:
+      return 32;
+    case act_format::nvfp4:
+      return 16;
+    default:
+      return k > 0 ? k : 1;
+  }
+}
+
+/// Quantizes rows [r0, r1) of X into `out` (already sized) on arch path `tag`.
+template <class Tag>
+void qact_rows(Tag tag, const const_matrix_view<float>& X, float clip, packed_activations& out,
+               index_t r0, index_t r1) {
+  const index_t k = out.k, stride = out.stride, nb = out.blocks, bs = out.block;
+  for (index_t r = r0; r < r1; ++r) {
+    const float* x = X.data() + r * X.outerStride();
+    ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
+                                              << r
+                                              << " holds NaN or Inf; activations must be "
+                                                 "finite");
+    std::int8_t* c = out.codes.data() + r * stride;
+    float* sc = out.scales.data() + r * nb;
+    std::int32_t* su = out.sums.data() + r * nb;
+    switch (out.format) {
+      case act_format::qsi4dx:
+      case act_format::qsi8dx: {
+        const int qmax = out.format == act_format::qsi4dx ? 7 : 127;
+        const float s = qact_sym_scale(arch::absmax(tag, x, k), clip, qmax);
+        sc[0] = s;
+        su[0] = arch::qact_sym_codes(tag, x, k, s, -qmax - 1, qmax, c);
+        break;
+      }
+      case act_format::qsi4dg:
+        for (index_t b = 0; b < nb; ++b) {
+          const index_t n = std::min(bs, k - b * bs);
+          const float s = qact_sym_scale(arch::absmax(tag, x + b * bs, n), clip, 7);
+          sc[b] = s;
+          su[b] = arch::qact_sym_codes(tag, x + b * bs, n, s, -8, 7, c + b * bs);
+        }
+        break;
+      case act_format::qai4dx:
+        su[0] = qact_asym4_row(x, k, clip, c, sc, out.zero_points.data() + r);
+        break;
+      case act_format::mxfp4:
+        for (index_t b = 0; b < nb; ++b) {
+          const index_t n = std::min(bs, k - b * bs);
+          su[b] = qact_mxfp4_block(x + b * bs, n, c + b * bs, out.scale_bytes.data() + r * nb + b,
+                                   sc + b);
+        }
+        break;
+      case act_format::nvfp4:
+        for (index_t b = 0; b < nb; ++b) {
+          const index_t n = std::min(bs, k - b * bs);
+          su[b] = qact_nvfp4_block(x + b * bs, n, out.tensor_scale, c + b * bs,
+                                   out.scale_bytes.data() + r * nb + b, sc + b);
+        }
+        break;
+    }
+    for (index_t i = k; i < stride; ++i) c[i] = 0;
+  }
+}
+
+}  // namespace detail
+
+/// Quantizes float activations X [m, k] (row = token, any row stride) into the GEMM layout of
+/// kernels/packed.hpp, reusing `out`'s storage when it is large enough (no allocation on
+/// repeated calls with the same shape).
+///
+/// Formats and rules (quant/formats.hpp, fixed): qsi4dx / qsi8dx: s = absmax * clip / qmax
+/// (1 if 0), q = clamp(rint(x / s), qmin, qmax); qsi4dg: the same per group of `group` columns
+/// (group a multiple of 8, the last group may be partial); qai4dx: QuaRot asymmetric (zero forced
+/// in), stored as q - z; mxfp4 (blocks of 32) and nvfp4 (blocks of 16, tensor scale from the
+/// amax of all of X). `clip` applies to the INT formats only.
+/// Every ISA path gives identical bits; rows are split over `ex` (default executor) and the
+/// result does not depend on the thread count. O(m * k).
+/// Throws rotquant::error for k < 1, a bad clip, a bad group, or a non-finite element.
+inline void quantize_activations(const const_matrix_view<float>& X, act_format format,
+                                 packed_activations& out, float clip = 1.0f, index_t group = 0,
+                                 executor* ex = nullptr) {
+  const index_t m = X.rows(), k = X.cols();
+  ROTQUANT_CHECK(k >= 1, "quantize_activations: need at least one column, got " << k);
+  ROTQUANT_CHECK(std::isfinite(clip) && clip > 0.0f,
+                 "quantize_activations: clip ratio must be finite and > 0, got " << clip);
+  if (format == act_format::qsi4dg)
+    ROTQUANT_CHECK(group >= 8 && group % 8 == 0,
+                   "quantize_activations: qsi4dg group must be a positive multiple of 8 (e.g. "
+                   "32, 64, 128), got "
+                       << group);
+  out.format = format;
+  out.m = m;
+  out.k = k;
+  out.stride = gemm_padded_k(k);
+  out.block = detail::qact_block(format, k, group);
+  out.blocks = (k + out.block - 1) / out.block;
+  out.tensor_scale = 1.0f;
+  out.codes.resize(static_cast<std::size_t>(m * out.stride));
+  out.scales.resize(static_cast<std::size_t>(m * out.blocks));
+  out.sums.resize(static_cast<std::size_t>(m * out.blocks));
+  out.zero_points.assign(format == act_format::qai4dx ? static_cast<std::size_t>(m) : 0, 0);
+  const bool block_fmt = format == act_format::mxfp4 || format == act_format::nvfp4;
+  out.scale_bytes.resize(block_fmt ? static_cast<std::size_t>(m * out.blocks) : 0);
+  if (m == 0) return;
+  const index_t grain = std::max<index_t>(1, 16384 / k);
+  if (format == act_format::nvfp4) {
+    std::vector<float> row_amax(static_cast<std::size_t>(m));
+    dispatch([&](auto tag) {
+      parallel_for(
+          0, m, grain,
+          [&](index_t lo, index_t hi) {
+            for (index_t r = lo; r < hi; ++r) {
+              const float* x = X.data() + r * X.outerStride();
+              ROTQUANT_CHECK(detail::qact_row_finite(x, k), "quantize_activations: row "
+                                                                << r
+                                                                << " holds NaN or Inf; activations "
+                                                                   "must be finite");
+              row_amax[static_cast<std::size_t>(r)] = detail::arch::absmax(tag, x, k);
+            }
+          },
+          ex);
+    });
+    float amax = 0.0f;
+    for (float a : row_amax) amax = std::max(amax, a);
+    out.tensor_scale = detail::nvfp4_tensor_scale(amax);
+  }
+  dispatch([&](auto tag) {
+    parallel_for(
+        0, m, grain, [&](index_t lo, index_t hi) { detail::qact_rows(tag, X, clip, out, lo, hi); },
+        ex);
+  });
+}
+
+/// Convenience overload returning a new packed_activations (see above).
+inline packed_activations quantize_activations(const matrix_f& X, act_format format,
+                                               float clip = 1.0f, index_t group = 0,
+                                               executor* ex = nullptr) {
+  packed_activations out;
+  quantize_activations(view(X), format, out, clip, group, ex);
+  return out;
+}
+
+/// Dequantizes packed activations back to floats: x^[r, c] = code * scale of its block (the
+/// value the GEMM multiplies with). O(m * k).
+inline matrix_f dequantize_activations(const packed_activations& a) {
+  matrix_f x(a.m, a.k);
+  for (index_t r = 0; r < a.m; ++r)
+    for (index_t c = 0; c < a.k; ++c)
+      x(r, c) = static_cast<float>(a.codes[static_cast<std::size_t>(r * a.stride + c)]) *
+                a.scales[static_cast<std::size_t>(r * a.blocks + c / a.block)];
+  return x;
+}
+
+}  // namespace rotquant
