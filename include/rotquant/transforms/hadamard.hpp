@@ -16,6 +16,8 @@
 #include "rotquant/core/dispatch.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
+#include "rotquant/detail/arch/avx512/hadamard.hpp"
+#include "rotquant/detail/arch/neon/hadamard.hpp"
 #include "rotquant/detail/arch/scalar/hadamard.hpp"
 #include "rotquant/detail/hadamard_bases.hpp"
 
