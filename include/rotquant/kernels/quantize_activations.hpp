@@ -170,6 +170,15 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
   });
 }
 
+/// Overload for a mutable view (same contract).
+inline void quantize_activations(const matrix_view<float>& X, act_format format,
+                                 packed_activations& out, float clip = 1.0f, index_t group = 0,
+                                 executor* ex = nullptr) {
+  quantize_activations(make_view(static_cast<const float*>(X.data()), X.rows(), X.cols(),
+                                 X.outerStride()),
+                       format, out, clip, group, ex);
+}
+
 /// Convenience overload returning a new packed_activations (see above).
 inline packed_activations quantize_activations(const matrix_f& X, act_format format,
                                                float clip = 1.0f, index_t group = 0,

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests for kernels/quantize_activations.hpp: every ISA path bit-exact with the scalar rules and
+// with the quantizers of quant/quantizer.hpp; ties, tails, zero rows, errors, thread counts.
+#include "rotquant/kernels/quantize_activations.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "rotquant/core/rng.hpp"
+#include "rotquant/quant/formats.hpp"
+#include "rotquant/quant/quantizer.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using rotquant::act_format;
+using rotquant::index_t;
+using rotquant::matrix_f;
+using rotquant::packed_activations;
+
+matrix_f random_activations(index_t m, index_t k, std::uint64_t seed) {
+  rotquant::rng g(seed);
+  matrix_f x(m, k);
+  for (index_t r = 0; r < m; ++r)
+    for (index_t c = 0; c < k; ++c) {
+      x(r, c) = static_cast<float>(g.normal());
+      // A few massive-activation channels, as in real LLM activations.
+      if (g.uniform() < 0.01) x(r, c) *= 50.0f;
+    }
+  return x;
+}
+
+void expect_same(const packed_activations& a, const packed_activations& b, const char* what) {
+  ASSERT_EQ(a.codes.size(), b.codes.size()) << what;
+  EXPECT_EQ(0, std::memcmp(a.codes.data(), b.codes.data(), a.codes.size())) << what;
+  ASSERT_EQ(a.scales.size(), b.scales.size()) << what;
+  EXPECT_EQ(0, std::memcmp(a.scales.data(), b.scales.data(), a.scales.size() * sizeof(float)))
+      << what;
+  EXPECT_EQ(a.sums, b.sums) << what;
+  EXPECT_EQ(a.zero_points, b.zero_points) << what;
+  EXPECT_EQ(a.scale_bytes, b.scale_bytes) << what;
+  EXPECT_EQ(a.tensor_scale, b.tensor_scale) << what;
+}
+
+constexpr act_format all_formats[] = {act_format::qsi4dx, act_format::qai4dx, act_format::qsi4dg,
+                                      act_format::qsi8dx, act_format::mxfp4,  act_format::nvfp4};
+
+TEST(QuantizeActivations, EveryPathBitExactWithScalar) {
+  std::size_t cases = 0;
+  for (index_t k :
+       {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 257, 4096}) {
+    const matrix_f x = random_activations(5, k, 100 + static_cast<std::uint64_t>(k));
+    for (act_format f : all_formats) {
+      packed_activations ref;
+      {
+        rotquant::scoped_isa force(rotquant::isa::scalar);
+        rotquant::quantize_activations(rotquant::view(x), f, ref, 0.9f, 32);
+      }
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        packed_activations got;
+        rotquant::quantize_activations(rotquant::view(x), f, got, 0.9f, 32);
+        expect_same(got, ref, rotquant::to_string(path));
+        ++cases;
+      }
+    }
+  }
+  EXPECT_GT(cases, 100u);
+}
+
+// Round half to even on exact ties, and the clamp at -8: row amax 7 -> s = 1, so x = n + 0.5
+// are exact ties.
+TEST(QuantizeActivations, TiesRoundHalfToEvenOnEveryPath) {
+  matrix_f x(1, 40);
+  for (index_t c = 0; c < 40; ++c) x(0, c) = static_cast<float>(c % 14) - 7.0f + 0.5f;
+  x(0, 0) = 7.0f;
+  x(0, 39) = -7.0f;
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    const auto p = rotquant::quantize_activations(x, act_format::qsi4dx);
+    EXPECT_EQ(p.scales[0], 1.0f);
+    for (index_t c = 1; c < 39; ++c) {
+      const float v = x(0, c);
+      const int want = static_cast<int>(std::nearbyint(v));  // half to even
+      EXPECT_EQ(p.codes[static_cast<std::size_t>(c)], want) << "x=" << v << " " << to_string(path);
+      EXPECT_EQ(want % 2, 0) << "a tie must land on an even code";
+    }
+  }
+}
+
+// The INT and FP4 per-token formats agree with the library's general quantizer (quant/), which
+// implements the same contract rules independently.
+TEST(QuantizeActivations, MatchesGeneralQuantizer) {
+  const index_t m = 6, k = 128;
+  const matrix_f x = random_activations(m, k, 9);
+  struct pairing {
+    act_format f;
+    rotquant::quantizer q;
+  };
+  const pairing pairs[] = {
+      {act_format::qsi4dx, rotquant::quantizer::quarot_activation(4, true, 0.9f)},
+      {act_format::qai4dx, rotquant::quantizer::quarot_activation(4, false, 0.9f)},
+      {act_format::qsi4dg, rotquant::quantizer::quarot_activation(4, true, 0.9f, 32)},
+      {act_format::qsi8dx, rotquant::quantizer::quarot_activation(8, true, 0.9f)},
+      {act_format::mxfp4, rotquant::quantizer::mxfp4()},
+      {act_format::nvfp4, rotquant::quantizer::nvfp4()},
+  };
+  for (const auto& pr : pairs) {
+    const auto p = rotquant::quantize_activations(x, pr.f, 0.9f, 32);
+    const auto ref = rotquant::quantize(pr.q, x);
+    const bool fp4 = pr.f == act_format::mxfp4 || pr.f == act_format::nvfp4;
+    for (index_t r = 0; r < m; ++r)
+      for (index_t c = 0; c < k; ++c) {
+        int want = ref.code(r, c);
+        if (pr.f == act_format::qai4dx) want -= ref.zero_points[static_cast<std::size_t>(r)];
+        if (fp4) want = rotquant::e2m1_to_int_x2(static_cast<std::uint8_t>(want));
+        ASSERT_EQ(p.codes[static_cast<std::size_t>(r * p.stride + c)], want)
+            << rotquant::to_string(pr.f) << " at " << r << "," << c;
+      }
+    if (fp4) {
+      EXPECT_EQ(p.scale_bytes, ref.scale_codes) << rotquant::to_string(pr.f);
+      EXPECT_EQ(p.tensor_scale, ref.tensor_scale);
+    } else {
+      ASSERT_EQ(p.scales.size(), ref.scales.size());
+      for (std::size_t i = 0; i < p.scales.size(); ++i)
+        EXPECT_EQ(p.scales[i], ref.scales[i]) << rotquant::to_string(pr.f) << " scale " << i;
+    }
+  }
+}
+
+TEST(QuantizeActivations, SumsPaddingAndZeroRows) {
+  matrix_f x = random_activations(3, 21, 4);
+  x.row(1).setZero();
+  for (act_format f : all_formats) {
+    const auto p = rotquant::quantize_activations(x, f, 1.0f, 8);
+    EXPECT_EQ(p.stride, 24);
+    for (index_t r = 0; r < 3; ++r) {
+      for (index_t c = 21; c < 24; ++c) EXPECT_EQ(p.codes[static_cast<std::size_t>(r * 24 + c)], 0);
+      for (index_t b = 0; b < p.blocks; ++b) {
+        std::int32_t s = 0;
+        for (index_t c = b * p.block; c < std::min<index_t>(21, (b + 1) * p.block); ++c)
+          s += p.codes[static_cast<std::size_t>(r * 24 + c)];
+        EXPECT_EQ(p.sums[static_cast<std::size_t>(r * p.blocks + b)], s);
+        EXPECT_TRUE(std::isfinite(p.scales[static_cast<std::size_t>(r * p.blocks + b)]));
+      }
+    }
+    for (index_t c = 0; c < 21; ++c) EXPECT_EQ(p.codes[static_cast<std::size_t>(24 + c)], 0);
+    // Dequantized values stay close to the input (relative to the row's range).
+    const matrix_f d = rotquant::dequantize_activations(p);
+    for (index_t r = 0; r < 3; ++r) {
+      const float amax = x.row(r).cwiseAbs().maxCoeff();
+      const float tol = f == act_format::qsi8dx ? amax / 127.0f : amax * 0.34f + 1e-30f;
+      EXPECT_LE((d.row(r) - x.row(r)).cwiseAbs().maxCoeff(), tol) << rotquant::to_string(f);
+    }
+  }
+}
+
+TEST(QuantizeActivations, ThreadCountDoesNotChangeBits) {
+  const matrix_f x = random_activations(37, 300, 77);
+  for (act_format f : all_formats) {
+    packed_activations one;
+    rotquant::quantize_activations(rotquant::view(x), f, one, 1.0f, 64);
+    for (int t : {2, 3}) {
+      rotquant::thread_pool_executor pool(t);
+      packed_activations many;
+      rotquant::quantize_activations(rotquant::view(x), f, many, 1.0f, 64, &pool);
+      expect_same(many, one, "threads");
+    }
+  }
+}
+
+TEST(QuantizeActivations, RejectsBadInput) {
+  matrix_f x = random_activations(2, 16, 1);
+  packed_activations out;
+  EXPECT_ROTQUANT_ERROR(
+      rotquant::quantize_activations(rotquant::view(x), act_format::qsi4dx, out, 0.0f), "clip");
+  EXPECT_ROTQUANT_ERROR(
+      rotquant::quantize_activations(rotquant::view(x), act_format::qsi4dg, out, 1.0f, 12),
+      "multiple of 8");
+  matrix_f empty(2, 0);
+  EXPECT_ROTQUANT_ERROR(
+      rotquant::quantize_activations(rotquant::view(empty), act_format::qsi4dx, out),
+      "at least one column");
+  x(1, 5) = std::nanf("");
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_activations(rotquant::view(x), act_format::qsi4dx, out),
+                        "row 1");
+  x(1, 5) = INFINITY;
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, out),
+                        "NaN or Inf");
+}
+
+}  // namespace
