@@ -269,6 +269,40 @@ TEST(GPTQ, MseSearchMatchesLiteralRuleAndImproves) {
   EXPECT_LT(ratio / w.rows(), 0.95);
 }
 
+TEST(GPTQ, AsymmetricMseSearchMatchesLiteralRule) {
+  const matrix_f w = gaussian(8, 48, 23);
+  const auto searched = rotquant::quantize(quantizer::gptq_weight(4, false, true), w);
+  for (index_t r = 0; r < w.rows(); ++r) {
+    float xmin = 0, xmax = 0;
+    for (index_t c = 0; c < w.cols(); ++c) {
+      xmin = std::min(xmin, w(r, c));
+      xmax = std::max(xmax, w(r, c));
+    }
+    double best = std::numeric_limits<double>::infinity();
+    float best_s = 0;
+    float best_z = 0;
+    for (int i = 0; i < 80; ++i) {
+      const float p = static_cast<float>(1.0 - i / 100.0);
+      const float lo = p * xmin;
+      const float hi = p * xmax;
+      const float s = (hi - lo) / 15.0f;
+      const float z = std::nearbyint(-lo / s);
+      double err = 0;
+      for (index_t c = 0; c < w.cols(); ++c) {
+        const float q = std::min(15.0f, std::max(0.0f, std::nearbyint(w(r, c) / s) + z));
+        err += std::pow(std::fabs(static_cast<double>(s * (q - z)) - w(r, c)), 2.4);
+      }
+      if (err < best) {
+        best = err;
+        best_s = s;
+        best_z = z;
+      }
+    }
+    EXPECT_EQ(searched.scales[static_cast<std::size_t>(r)], best_s) << r;
+    EXPECT_EQ(searched.zero_points[static_cast<std::size_t>(r)], static_cast<int>(best_z)) << r;
+  }
+}
+
 TEST(GPTQ, StrictImprovementKeepsTheFirstOfEqualCandidates) {
   // An all-zero row: every candidate has error 0; strict '<' keeps i = 0 (p = 1), so the scale
   // is the clamped 1e-5 / 7 (a non-strict rule would end at p = 0.21).
