@@ -137,7 +137,7 @@ TEST(ClipSearch, RejectsBadArguments) {
 
 TEST(HqDitSelection, UniformDataPicksE1M2) {
   rotquant::rng g(1);
-  matrix_f x(64, 128);
+  matrix_f x(rotquant_test::scaled(64, 16), 128);
   for (index_t r = 0; r < x.rows(); ++r) {
     for (index_t c = 0; c < x.cols(); ++c) x(r, c) = static_cast<float>(2.0 * g.uniform() - 1.0);
   }
@@ -153,7 +153,7 @@ TEST(HqDitSelection, UniformDataPicksE1M2) {
 TEST(HqDitSelection, HeavyTailedDataPicksMoreExponentBits) {
   // Laplace-like with a log-normal scale mixture: many small values, rare large ones.
   rotquant::rng g(2);
-  matrix_f x(64, 128);
+  matrix_f x(rotquant_test::scaled(64, 16), 128);
   for (index_t r = 0; r < x.rows(); ++r) {
     for (index_t c = 0; c < x.cols(); ++c) {
       x(r, c) = static_cast<float>(g.normal() * std::exp(1.2 * g.normal()));

@@ -253,12 +253,11 @@ class fp4_format {
   }
   /// Decodes the low nibble of `code`. O(1).
   float decode(std::uint8_t code) const {
-    const int m = mantissa_bits();
-    const int field = (code & 0x7) >> m;
-    const int mant = code & ((1 << m) - 1);
-    const double g = field == 0 ? std::ldexp(static_cast<double>(mant), 1 - m)
-                                : std::ldexp(static_cast<double>((1 << m) | mant), field - m);
-    const float v = static_cast<float>(g * unit_);
+    // Bias-0 grid values of the magnitude codes: exponent field 0 is subnormal
+    // (mantissa * 2^(1 - M)), field f > 0 is (2^M + mantissa) * 2^(f - M).
+    static constexpr double grid[3][8] = {
+        {0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5}, {0, 1, 2, 3, 4, 6, 8, 12}, {0, 2, 4, 8, 16, 32, 64, 128}};
+    const float v = static_cast<float>(grid[exponent_bits() - 1][code & 0x7] * unit_);
     return (code & 0x8) ? -v : v;
   }
   /// decode(encode(x)) computed directly (the formula of algorithms.md 4.1). O(1).
