@@ -20,6 +20,7 @@
 #include "rotquant/detail/gemm_args.hpp"
 #include "rotquant/kernels/packed.hpp"
 #include "rotquant/kernels/quantize_activations.hpp"
+#include "rotquant/quant/quantizer.hpp"
 
 namespace rotquant {
 
@@ -40,25 +41,18 @@ struct gemm_epilogue {
   }
 };
 
-/// Quantizes weights W [n, k] (PyTorch [out, in], row-major, any stride) and packs them into the
-/// panel layout of kernels/packed.hpp. Rules (quant/formats.hpp, clip 1): qsi4cx: per output
-/// channel s = absmax / 7 (1 if 0), q = clamp(rint(w / s), -8, 7); qsi4cg: the same per group
-/// of `group` elements along K (group a positive multiple of 8; the last group may be partial);
-/// mxfp4: blocks of 32, E8M0 scales; nvfp4: blocks of 16, UE4M3 block scales times a tensor scale
-/// from the amax of all of W. O(n * k). Throws rotquant::error for an empty or non-finite W,
-/// k > gemm_max_k, or a bad group.
-inline packed_weights pack_weights(const const_matrix_view<float>& W, weight_format format,
-                                   index_t group = 0) {
-  const index_t n = W.rows(), k = W.cols();
-  ROTQUANT_CHECK(n >= 1 && k >= 1, "pack_weights: W must be non-empty, got " << n << " x " << k);
+namespace detail {
+
+/// Shapes, blocks and zero-filled storage of a packed_weights.
+inline packed_weights gemm_weights_layout(index_t n, index_t k, weight_format format, index_t group,
+                                          const char* who) {
+  ROTQUANT_CHECK(n >= 1 && k >= 1, who << ": W must be non-empty, got " << n << " x " << k);
   ROTQUANT_CHECK(k <= gemm_max_k,
-                 "pack_weights: K = " << k << " exceeds the int32-exact bound " << gemm_max_k);
+                 who << ": K = " << k << " exceeds the int32-exact bound " << gemm_max_k);
   if (format == weight_format::qsi4cg)
-    ROTQUANT_CHECK(group >= 8 && group % 8 == 0,
-                   "pack_weights: qsi4cg group must be a positive multiple of 8 (e.g. 32, 64, "
-                   "128), got "
-                       << group);
-  check_finite(W, "pack_weights: W");
+    ROTQUANT_CHECK(
+        group >= 8 && group % 8 == 0,
+        who << ": qsi4cg group must be a positive multiple of 8 (e.g. 32, 64, 128), got " << group);
   packed_weights pw;
   pw.format = format;
   pw.n = n;
@@ -70,47 +64,152 @@ inline packed_weights pack_weights(const const_matrix_view<float>& W, weight_for
                                                : 16;
   pw.blocks = (k + pw.block - 1) / pw.block;
   pw.panels = (n + gemm_panel_cols - 1) / gemm_panel_cols;
+  // Zero weight in every padding slot: offset-binary 8 for INT4, E2M1 code 0 for FP4.
+  const std::uint8_t zero_nib = pw.fp4() ? 0x0 : 0x8;
+  pw.data.assign(static_cast<std::size_t>(pw.panels * pw.panel_bytes()),
+                 static_cast<std::uint8_t>(zero_nib | (zero_nib << 4)));
+  pw.scales.assign(static_cast<std::size_t>(pw.panels * pw.blocks * 16), 0.0f);
+  return pw;
+}
+
+/// Writes row r's stored nibbles (offset-binary INT4 or E2M1 codes, k of them) into its panel.
+inline void gemm_store_row(packed_weights& pw, index_t r, const std::uint8_t* nibbles) {
+  std::uint8_t* panel = pw.data.data() + (r / 16) * pw.panel_bytes();
+  const index_t j = r % 16;
+  for (index_t i = 0; i < pw.k; ++i) {
+    std::uint8_t& byte = panel[(i >> 3) * 64 + j * 4 + (i & 3)];
+    const std::uint8_t v = static_cast<std::uint8_t>(nibbles[i] & 0x0F);
+    byte = (i & 4) ? static_cast<std::uint8_t>((byte & 0x0F) | (v << 4))
+                   : static_cast<std::uint8_t>((byte & 0xF0) | v);
+  }
+}
+
+}  // namespace detail
+
+/// Packs already-quantized weights: `codes` [n, k] row-major (INT4 formats: integers in
+/// [-8, 7]; FP4 formats: E2M1 codes 0..15), `scales` [n, blocks] row-major with blocks =
+/// ceil(k / block) (block: k for qsi4cx, `group` for qsi4cg, 32 for mxfp4, 16 for nvfp4); each
+/// scale is the real value of one unit of the code (FP4: of one E2M1 step 1.0, i.e. the block
+/// scale times the tensor scale). w[n, k] = code * scale. Use this for GPTQ-style weights
+/// quantized elsewhere. O(n k). Throws rotquant::error for a code out of range, a non-finite or
+/// negative scale, or a bad shape / group.
+inline packed_weights pack_weight_codes(const std::int8_t* codes, const float* scales, index_t n,
+                                        index_t k, weight_format format, index_t group = 0) {
+  packed_weights pw = detail::gemm_weights_layout(n, k, format, group, "pack_weight_codes");
+  ROTQUANT_CHECK(codes != nullptr && scales != nullptr, "pack_weight_codes: null codes or scales");
+  std::vector<std::uint8_t> row(static_cast<std::size_t>(k));
+  for (index_t r = 0; r < n; ++r) {
+    for (index_t i = 0; i < k; ++i) {
+      const int c = codes[r * k + i];
+      if (pw.fp4()) {
+        ROTQUANT_CHECK(c >= 0 && c <= 15, "pack_weight_codes: E2M1 code " << c << " at (" << r
+                                                                          << ", " << i
+                                                                          << ") is not in 0..15");
+        row[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c);
+      } else {
+        ROTQUANT_CHECK(c >= -8 && c <= 7, "pack_weight_codes: INT4 code " << c << " at (" << r
+                                                                          << ", " << i
+                                                                          << ") is not in -8..7");
+        row[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(c + 8);
+      }
+    }
+    detail::gemm_store_row(pw, r, row.data());
+    for (index_t b = 0; b < pw.blocks; ++b) {
+      const float s = scales[r * pw.blocks + b];
+      ROTQUANT_CHECK(std::isfinite(s) && s >= 0.0f, "pack_weight_codes: scale "
+                                                        << s << " at (" << r << ", " << b
+                                                        << ") must be finite and >= 0");
+      // FP4 kernels multiply 2 * E2M1 value, so the unit is half the block scale (exact).
+      pw.scales[static_cast<std::size_t>(((r / 16) * pw.blocks + b) * 16 + r % 16)] =
+          pw.fp4() ? s * 0.5f : s;
+    }
+  }
+  return pw;
+}
+
+/// Packs the result of rotquant::quantize (quant/quantizer.hpp) for the GEMM: symmetric INT4
+/// per row (-> qsi4cx) or per group (-> qsi4cg, group a multiple of 8), MXFP4, NVFP4. Codes and
+/// scales are taken as they are (e.g. GPTQ or clip-searched weights). Throws rotquant::error for
+/// any other quantizer (asymmetric weights are not supported by the kernels). O(n k).
+inline packed_weights pack_weights(const quantized_matrix& q) {
+  const quantizer& z = q.q;
+  weight_format f = weight_format::qsi4cx;
+  index_t group = 0;
+  if (z.format == element_format::integer && z.bits == 4 && z.signed_int_codes() &&
+      z.gran == granularity::per_row) {
+    f = weight_format::qsi4cx;
+  } else if (z.format == element_format::integer && z.bits == 4 && z.signed_int_codes() &&
+             z.gran == granularity::per_group) {
+    f = weight_format::qsi4cg;
+    group = q.group;
+  } else if (z.format == element_format::mxfp4) {
+    f = weight_format::mxfp4;
+  } else if (z.format == element_format::nvfp4) {
+    f = weight_format::nvfp4;
+  } else {
+    ROTQUANT_CHECK(false, "pack_weights: quantizer '"
+                              << z.name()
+                              << "' has no GEMM kernel; accepted: symmetric int4 per_row or "
+                                 "per_group, mxfp4, nvfp4");
+  }
+  std::vector<std::int8_t> codes(static_cast<std::size_t>(q.rows * q.cols));
+  for (index_t r = 0; r < q.rows; ++r)
+    for (index_t c = 0; c < q.cols; ++c)
+      codes[static_cast<std::size_t>(r * q.cols + c)] = static_cast<std::int8_t>(q.code(r, c));
+  const index_t block = f == weight_format::qsi4cx   ? q.cols
+                        : f == weight_format::qsi4cg ? group
+                        : f == weight_format::mxfp4  ? 32
+                                                     : 16;
+  const index_t blocks = (q.cols + block - 1) / block;
+  std::vector<float> scales(static_cast<std::size_t>(q.rows * blocks));
+  for (index_t r = 0; r < q.rows; ++r)
+    for (index_t b = 0; b < blocks; ++b)
+      scales[static_cast<std::size_t>(r * blocks + b)] = q.scales[q.scale_index(r, b * block)];
+  packed_weights pw = pack_weight_codes(codes.data(), scales.data(), q.rows, q.cols, f, group);
+  pw.tensor_scale = q.tensor_scale;
+  return pw;
+}
+
+/// Quantizes weights W [n, k] (PyTorch [out, in], row-major, any stride) and packs them into the
+/// panel layout of kernels/packed.hpp. Rules (quant/formats.hpp, clip 1): qsi4cx: per output
+/// channel s = absmax / 7 (1 if 0), q = clamp(rint(w / s), -8, 7); qsi4cg: the same per group
+/// of `group` elements along K (group a positive multiple of 8; the last group may be partial);
+/// mxfp4: blocks of 32, E8M0 scales; nvfp4: blocks of 16, UE4M3 block scales times a tensor scale
+/// from the amax of all of W. O(n * k). Throws rotquant::error for an empty or non-finite W,
+/// k > gemm_max_k, or a bad group.
+inline packed_weights pack_weights(const const_matrix_view<float>& W, weight_format format,
+                                   index_t group = 0) {
+  const index_t n = W.rows(), k = W.cols();
+  packed_weights pw = detail::gemm_weights_layout(n, k, format, group, "pack_weights");
+  check_finite(W, "pack_weights: W");
   if (format == weight_format::nvfp4) {
     float amax = 0.0f;
     for (index_t r = 0; r < n; ++r)
       amax = std::max(amax, absmax(W.data() + r * W.outerStride(), k));
     pw.tensor_scale = detail::nvfp4_tensor_scale(amax);
   }
-  // Zero weight in every padding slot: offset-binary 8 for INT4, E2M1 code 0 for FP4.
-  const std::uint8_t zero_nib = pw.fp4() ? 0x0 : 0x8;
-  pw.data.assign(static_cast<std::size_t>(pw.panels * pw.panel_bytes()),
-                 static_cast<std::uint8_t>(zero_nib | (zero_nib << 4)));
-  pw.scales.assign(static_cast<std::size_t>(pw.panels * pw.blocks * 16), 0.0f);
   std::vector<std::int8_t> q(static_cast<std::size_t>(k));
   std::vector<std::uint8_t> raw(static_cast<std::size_t>(k));
   for (index_t r = 0; r < n; ++r) {
     const float* x = W.data() + r * W.outerStride();
-    const index_t p = r / 16, j = r % 16;
     for (index_t b = 0; b < pw.blocks; ++b) {
       const index_t k0 = b * pw.block, len = std::min(pw.block, k - k0);
       float s = 0.0f;
       std::uint8_t byte = 0;
-      if (pw.fp4()) {
-        if (format == weight_format::mxfp4)
-          detail::qact_mxfp4_block(x + k0, len, q.data() + k0, &byte, &s, raw.data() + k0);
-        else
-          detail::qact_nvfp4_block(x + k0, len, pw.tensor_scale, q.data() + k0, &byte, &s,
-                                   raw.data() + k0);
+      if (format == weight_format::mxfp4) {
+        detail::qact_mxfp4_block(x + k0, len, q.data() + k0, &byte, &s, raw.data() + k0);
+      } else if (format == weight_format::nvfp4) {
+        detail::qact_nvfp4_block(x + k0, len, pw.tensor_scale, q.data() + k0, &byte, &s,
+                                 raw.data() + k0);
       } else {
         s = detail::qact_sym_scale(absmax(x + k0, len), 1.0f, 7);
         detail::arch::qact_sym_codes(detail::arch::scalar{}, x + k0, len, s, -8, 7, q.data() + k0);
         for (index_t i = k0; i < k0 + len; ++i)
           raw[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(q[i] + 8);
       }
-      pw.scales[static_cast<std::size_t>((p * pw.blocks + b) * 16 + j)] = s;
+      pw.scales[static_cast<std::size_t>(((r / 16) * pw.blocks + b) * 16 + r % 16)] = s;
     }
-    std::uint8_t* panel = pw.data.data() + p * pw.panel_bytes();
-    for (index_t i = 0; i < k; ++i) {
-      std::uint8_t& byte = panel[(i >> 3) * 64 + j * 4 + (i & 3)];
-      const std::uint8_t v = raw[static_cast<std::size_t>(i)];
-      byte = (i & 4) ? static_cast<std::uint8_t>((byte & 0x0F) | (v << 4))
-                     : static_cast<std::uint8_t>((byte & 0xF0) | v);
-    }
+    detail::gemm_store_row(pw, r, raw.data());
   }
   return pw;
 }
