@@ -138,6 +138,13 @@ inline void duquant_check_activation(const matrix_f& x, index_t block, const cha
   check_finite(x, who);
 }
 
+// Per-channel max |x| over the rows, row by row (contiguous, vectorizable).
+inline vector_f duquant_channel_absmax(const matrix_f& x) {
+  vector_f m = vector_f::Zero(x.cols());
+  for (index_t r = 0; r < x.rows(); ++r) m = m.cwiseMax(x.row(r).transpose().cwiseAbs());
+  return m;
+}
+
 // X <- X blockdiag(R) in fp32 (the rotated activation the next stage is calibrated on).
 inline void duquant_apply_rotation(matrix_f& x, const duquant_rotation_result& r, index_t block) {
   const index_t k = x.cols() / block;
@@ -241,8 +248,7 @@ inline std::vector<index_t> duquant_zigzag_permutation(const matrix_f& x, index_
   ROTQUANT_CHECK(x.rows() >= 1 && x.cols() >= 1, "duquant_zigzag_permutation: the activation is "
                                                      << x.rows() << " x " << x.cols()
                                                      << "; need T >= 1 and C >= 1");
-  const vector_f m = x.cwiseAbs().colwise().maxCoeff().transpose();
-  return duquant_zigzag_from_channel_max(m, block);
+  return duquant_zigzag_from_channel_max(detail::duquant_channel_absmax(x), block);
 }
 
 /// Options of the full DuQuant transform of one linear input.
@@ -333,7 +339,7 @@ inline duquant_result duquant_impl(const matrix_f& x, const vector_d* weight_abs
                                                    << weight_absmax->size()
                                                    << " input channels, the activation " << c);
     vector_d act = opt.act_absmax;
-    if (act.size() == 0) act = x.cwiseAbs().colwise().maxCoeff().transpose().cast<double>();
+    if (act.size() == 0) act = duquant_channel_absmax(x).cast<double>();
     ROTQUANT_CHECK(act.size() == c,
                    who << ": act_absmax has " << act.size() << " channels, the activation " << c);
     vector_d s = smooth_scales(act, *weight_absmax, opt.alpha);
@@ -369,7 +375,11 @@ inline duquant_result duquant_impl(const matrix_f& x, const vector_d* weight_abs
             : random_permutation(c, opt.seed,
                                  static_cast<std::uint64_t>(0x5045524D00000000ull + i));
     matrix_f next(cur.rows(), c);
-    for (index_t j = 0; j < c; ++j) next.col(j) = cur.col(perm[static_cast<std::size_t>(j)]);
+    for (index_t r = 0; r < cur.rows(); ++r) {
+      const float* src = cur.data() + r * c;
+      float* dst = next.data() + r * c;
+      for (index_t j = 0; j < c; ++j) dst[j] = src[perm[static_cast<std::size_t>(j)]];
+    }
     cur.swap(next);
     out.xform.append_permutation(perm);
     out.permutations.push_back(std::move(perm));
