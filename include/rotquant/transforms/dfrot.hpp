@@ -31,6 +31,7 @@
 #include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
 #include "rotquant/detail/dfrot_core.hpp"
+#include "rotquant/quant/quantizer.hpp"
 #include "rotquant/transforms/hadamard.hpp"
 #include "rotquant/transforms/orthogonal.hpp"
 #include "rotquant/transforms/transform.hpp"
@@ -176,7 +177,41 @@ struct dfrot_result {
   dfrot_report report;
 };
 
+/// Adapts a rotquant::quantizer (quant/quantizer.hpp) to DFRot's row-quantizer concept
+/// (fake_quantize on each block of rows; double rows go through fp32). dfrot() and the other
+/// entry points wrap a rotquant::quantizer in it automatically.
+struct dfrot_quantizer_adapter {
+  quantizer q;
+
+  /// DFRot multiplies rows by weights, which leaves a rule unchanged only if its scales are
+  /// per row or per group: per-tensor scales and NVFP4's tensor scale are rejected.
+  void validate() const {
+    ROTQUANT_CHECK(q.gran != granularity::per_tensor && q.format != element_format::nvfp4,
+                   "dfrot: the quantizer (" << to_string(q.format) << ", " << to_string(q.gran)
+                                            << ") has a scale shared across rows; DFRot weights "
+                                               "rows and needs per-row or per-group scales");
+  }
+
+  template <class S>
+  void operator()(const_matrix_view<S> in, matrix_view<S> out) const {
+    if constexpr (std::is_same<S, float>::value) {
+      out = fake_quantize(q, in);
+    } else {
+      const matrix_f f = in.template cast<float>();
+      out = fake_quantize(q, f).template cast<S>();
+    }
+  }
+};
+
 namespace detail {
+
+template <class Q>
+const Q& as_row_quantizer(const Q& q) {
+  return q;
+}
+inline dfrot_quantizer_adapter as_row_quantizer(const quantizer& q) {
+  return dfrot_quantizer_adapter{q};
+}
 
 template <class Q, class = void>
 struct has_validate : std::false_type {};
@@ -253,10 +288,11 @@ inline void check_mask(const std::vector<std::uint8_t>& mask, index_t rows, cons
 template <class S, class Quantizer = dfrot_sym_quantizer>
 std::vector<std::uint8_t> detect_massive_tokens(const matrix<S>& x,
                                                 const massive_token_options& opt = {},
-                                                const Quantizer& q = Quantizer{},
+                                                const Quantizer& q_in = Quantizer{},
                                                 executor* ex = nullptr) {
   detail::check_dfrot_input(x, "detect_massive_tokens");
-  detail::validate_quantizer(q);
+  const auto& rq = detail::as_row_quantizer(q_in);
+  detail::validate_quantizer(rq);
   const index_t t = x.rows(), c = x.cols();
   std::vector<std::uint8_t> mask(static_cast<std::size_t>(t), 0);
   switch (opt.rule) {
@@ -265,14 +301,14 @@ std::vector<std::uint8_t> detect_massive_tokens(const matrix<S>& x,
                      "detect_massive_tokens: threshold " << opt.threshold
                                                          << " must be finite and > 0 (0 = auto)");
       const double thr = opt.threshold > 0.0 ? opt.threshold : dfrot_released_threshold(c);
-      const vector_d err = detail::row_quant_errors(x, q, ex);
+      const vector_d err = detail::row_quant_errors(x, rq, ex);
       for (index_t i = 0; i < t; ++i) mask[static_cast<std::size_t>(i)] = err[i] < thr;
       break;
     }
     case massive_rule::mistral: {
-      const vector_d err0 = detail::row_quant_errors(x, q, ex);
+      const vector_d err0 = detail::row_quant_errors(x, rq, ex);
       const matrix<S> g = random_orthogonal(c, opt.seed).template cast<S>();
-      const vector_d err_r = detail::rotated_row_errors(x, g, q, ex);
+      const vector_d err_r = detail::rotated_row_errors(x, g, rq, ex);
       for (index_t i = 0; i < t; ++i) mask[static_cast<std::size_t>(i)] = err_r[i] >= err0[i];
       break;
     }
@@ -309,17 +345,18 @@ template <class S, class Quantizer = dfrot_sym_quantizer>
 dfrot_error_split quantization_error_split(const matrix<S>& x,
                                            const std::vector<std::uint8_t>& mask,
                                            const transform& rotation, double alpha = 100.0,
-                                           const Quantizer& q = Quantizer{},
+                                           const Quantizer& q_in = Quantizer{},
                                            executor* ex = nullptr) {
   detail::check_dfrot_input(x, "quantization_error_split");
-  detail::validate_quantizer(q);
+  const auto& rq = detail::as_row_quantizer(q_in);
+  detail::validate_quantizer(rq);
   ROTQUANT_CHECK(rotation.dim() == x.cols(), "quantization_error_split: rotation dimension "
                                                  << rotation.dim() << " does not match X's "
                                                  << x.cols() << " columns");
   detail::check_mask(mask, x.rows(), "quantization_error_split");
   ROTQUANT_CHECK(std::isfinite(alpha) && alpha > 0.0,
                  "quantization_error_split: alpha " << alpha << " must be finite and > 0");
-  return detail::split_errors(detail::transformed_row_errors(x, rotation, q, ex), mask, alpha);
+  return detail::split_errors(detail::transformed_row_errors(x, rotation, rq, ex), mask, alpha);
 }
 
 /// Orthogonal Procrustes: the orthogonal R minimising ||A R - B||_F, R = U V^T with
@@ -361,8 +398,9 @@ inline matrix_d procrustes_rotation(const matrix_d& a, const matrix_d& b) {
 /// whatever the executor.
 template <class S, class Quantizer = dfrot_sym_quantizer>
 dfrot_result dfrot(const matrix<S>& x, const dfrot_options& opt = {},
-                   const Quantizer& q = Quantizer{}, executor* ex = nullptr) {
+                   const Quantizer& q_in = Quantizer{}, executor* ex = nullptr) {
   detail::check_dfrot_input(x, "dfrot");
+  const auto& q = detail::as_row_quantizer(q_in);
   detail::validate_quantizer(q);
   const index_t t = x.rows(), c = x.cols();
   ROTQUANT_CHECK(std::isfinite(opt.alpha) && opt.alpha > 0.0,
