@@ -17,6 +17,9 @@
 
 #if ROTQUANT_HAS_AVX512
 #include <immintrin.h>
+#ifndef ROTQUANT_GEMM_MR
+#define ROTQUANT_GEMM_MR 8
+#endif
 
 ROTQUANT_AVX512_BEGIN
 namespace rotquant {
@@ -30,7 +33,7 @@ ROTQUANT_TARGET_AVX512 inline __m512i gemm_bcast4(const std::int8_t* p) {
 }
 
 /// MR x NP tile at rows m0.., panels p0.. (all rows and panels exist; columns may end early).
-template <int MR, int NP, bool FP4>
+template <int MR, int NP, bool FP4, bool PREFETCH = false>
 ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512(const gemm_args& g, index_t m0, index_t p0) {
   const __m512i nib = _mm512_set1_epi8(0x0F);
   const __m512i lut = _mm512_broadcast_i32x4(
@@ -49,6 +52,9 @@ ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512(const gemm_args& g, index_t 
     for (index_t c = c0; c < c1; ++c, wp += 64, ap += 8) {
       __m512i lo[NP], hi[NP];
       for (int j = 0; j < NP; ++j) {
+        // Decode streams each weight byte once: fetch a few lines ahead of every panel stream.
+        if (PREFETCH) _mm_prefetch(reinterpret_cast<const char*>(wp + j * g.panel_bytes + 1024),
+                                   _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(wp + j * g.panel_bytes);
         lo[j] = _mm512_and_si512(v, nib);
         hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
@@ -91,13 +97,13 @@ ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512(const gemm_args& g, index_t 
   }
 }
 
-template <int NP, bool FP4, int MR = 1, int MAXR = 8>
+template <int NP, bool FP4, int MR = 1, int MAXR = 8, bool PREFETCH = false>
 ROTQUANT_TARGET_AVX512 inline void gemm_tile_avx512_mr(int mr, const gemm_args& g, index_t m0,
                                                        index_t p0) {
   if constexpr (MR < MAXR) {
-    if (mr != MR) return gemm_tile_avx512_mr<NP, FP4, MR + 1, MAXR>(mr, g, m0, p0);
+    if (mr != MR) return gemm_tile_avx512_mr<NP, FP4, MR + 1, MAXR, PREFETCH>(mr, g, m0, p0);
   }
-  gemm_tile_avx512<MR, NP, FP4>(g, m0, p0);
+  gemm_tile_avx512<MR, NP, FP4, PREFETCH>(g, m0, p0);
 }
 
 template <bool FP4>
@@ -108,14 +114,14 @@ ROTQUANT_TARGET_AVX512 inline void gemm_range_avx512(const gemm_args& g, index_t
     // Decode: stream the weights once, four panels per step to keep several loads in flight.
     const int mr = static_cast<int>(rows);
     index_t p = p0;
-    for (; p + 4 <= p1; p += 4) gemm_tile_avx512_mr<4, FP4, 1, 4>(mr, g, m0, p);
+    for (; p + 4 <= p1; p += 4) gemm_tile_avx512_mr<4, FP4, 1, 4, true>(mr, g, m0, p);
     for (; p < p1; ++p) gemm_tile_avx512_mr<1, FP4, 1, 4>(mr, g, m0, p);
     return;
   }
   // Prefill: a panel pair stays in L1/L2 while the row blocks stream past it. Blocked formats
   // keep a float tile as well, so they use fewer rows.
   const bool blocked = g.nkb > 1;
-  const index_t MRmax = blocked ? 4 : 8;
+  const index_t MRmax = blocked ? 4 : ROTQUANT_GEMM_MR;
   index_t p = p0;
   for (; p + 2 <= p1; p += 2)
     for (index_t m = m0; m < m1; m += MRmax) {
@@ -123,7 +129,7 @@ ROTQUANT_TARGET_AVX512 inline void gemm_range_avx512(const gemm_args& g, index_t
       if (blocked)
         gemm_tile_avx512_mr<2, FP4, 1, 4>(mr, g, m, p);
       else
-        gemm_tile_avx512_mr<2, FP4, 1, 8>(mr, g, m, p);
+        gemm_tile_avx512_mr<2, FP4, 1, ROTQUANT_GEMM_MR>(mr, g, m, p);
     }
   for (; p < p1; ++p)
     for (index_t m = m0; m < m1; m += 4) {

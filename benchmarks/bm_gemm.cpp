@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+// bm_gemm.cpp: packed W4A4 / W4A8 GEMM on LLaMA-2-7B shapes vs Eigen fp32 and oneDNN int8.
+//
+// Counters: GOPS = 2 M N K / time (10^9 per second). "q" = activation quantization included.
+// Peers in this binary: Eigen float GEMM (Y = X W^T, one thread) and, when built with
+// ROTQUANT_HAVE_DNNL, oneDNN's u8 x s8 -> s32 matmul with weights reordered once (its threads
+// follow OMP_NUM_THREADS; run with OMP_NUM_THREADS=1 for the single-core comparison).
+// Eigen's AVX-512 GEMM kernels trip GCC 12's -Wmaybe-uninitialized inside the intrinsic headers
+// (GCC bug 105593) when built with -march=native; not our code, so silence it for this file.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <benchmark/benchmark.h>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "rotquant/core/rng.hpp"
+#include "rotquant/core/threading.hpp"
+#include "rotquant/kernels/gemm.hpp"
+
+#if defined(ROTQUANT_HAVE_DNNL)
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace {
+
+using rotquant::act_format;
+using rotquant::index_t;
+using rotquant::matrix_f;
+using rotquant::weight_format;
+
+constexpr index_t K = 4096;
+
+const matrix_f& weights_f32(index_t n) {
+  static std::map<index_t, std::unique_ptr<matrix_f>> cache;
+  auto& p = cache[n];
+  if (!p) p = std::make_unique<matrix_f>(rotquant::random_normal_matrix<float>(n, K, 11 + n));
+  return *p;
+}
+
+const matrix_f& activations_f32(index_t m) {
+  static std::map<index_t, std::unique_ptr<matrix_f>> cache;
+  auto& p = cache[m];
+  if (!p) p = std::make_unique<matrix_f>(rotquant::random_normal_matrix<float>(m, K, 5 + m));
+  return *p;
+}
+
+const rotquant::packed_weights& packed(index_t n, weight_format f, index_t group) {
+  static std::map<std::tuple<index_t, int, index_t>, std::unique_ptr<rotquant::packed_weights>>
+      cache;
+  auto& p = cache[{n, static_cast<int>(f), group}];
+  if (!p)
+    p = std::make_unique<rotquant::packed_weights>(
+        rotquant::pack_weights(weights_f32(n), f, group));
+  return *p;
+}
+
+void set_gops(benchmark::State& st, index_t m, index_t n) {
+  st.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m) * n * K * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// args: M, N, threads, quantize included (0/1), isa (1 = avx2, 2 = avx512)
+void BM_w4a4_qsi4cx_qsi4dx(benchmark::State& st) {
+  const index_t m = st.range(0), n = st.range(1);
+  const int threads = static_cast<int>(st.range(2));
+  const bool with_quant = st.range(3) != 0;
+  const auto path = static_cast<rotquant::isa>(st.range(4));
+  if (!rotquant::isa_available(path)) {
+    st.SkipWithError("ISA not available");
+    return;
+  }
+  rotquant::scoped_isa force(path);
+  rotquant::thread_pool_executor pool(threads);
+  const auto& pw = packed(n, weight_format::qsi4cx, 0);
+  const matrix_f& x = activations_f32(m);
+  rotquant::packed_activations pa;
+  rotquant::quantize_activations(rotquant::view(x), act_format::qsi4dx, pa, 1.0f, 0, &pool);
+  matrix_f out(m, n);
+  for (auto _ : st) {
+    if (with_quant)
+      rotquant::quantize_activations(rotquant::view(x), act_format::qsi4dx, pa, 1.0f, 0, &pool);
+    rotquant::quantized_matmul(pa, pw, rotquant::view(out), {}, &pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_gops(st, m, n);
+  st.SetLabel(std::string(rotquant::to_string(path)) + (with_quant ? " +quant" : " gemm only"));
+}
+
+void w4a4_args(benchmark::internal::Benchmark* b) {
+  for (int isa_id : {2, 1})
+    for (int threads : {1, 2})
+      for (int q : {0, 1})
+        for (index_t n : {4096, 11008})
+          for (index_t m : {1, 16, 128, 2048}) {
+            if (isa_id == 1 && (q == 1 || n != 4096)) continue;  // AVX2: fewer points
+            b->Args({m, n, threads, q, isa_id});
+          }
+}
+BENCHMARK(BM_w4a4_qsi4cx_qsi4dx)
+    ->Apply(w4a4_args)
+    ->ArgNames({"M", "N", "thr", "q", "isa"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Decode with weights far larger than the caches: cycle through enough copies of the packed
+// 4096 x 4096 weights (8 MiB each) to exceed L3 (32 MiB) several times.
+void BM_w4a4_decode_cold(benchmark::State& st) {
+  const index_t n = st.range(0);
+  const int copies = 12;
+  std::vector<rotquant::packed_weights> ws(copies, packed(n, weight_format::qsi4cx, 0));
+  const auto pa = rotquant::quantize_activations(activations_f32(1), act_format::qsi4dx, 1.0f, 0);
+  matrix_f out(1, n);
+  int i = 0;
+  for (auto _ : st) {
+    rotquant::quantized_matmul(pa, ws[static_cast<std::size_t>(i)], rotquant::view(out));
+    i = (i + 1) % copies;
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_gops(st, 1, n);
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(ws[0].data.size()) * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel("weights streamed from DRAM (12 copies)");
+}
+BENCHMARK(BM_w4a4_decode_cold)->Arg(4096)->Arg(11008)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Other formats at M = 2048 (and M = 1), one thread, GEMM only.
+// args: M, N, weight format, activation format, group
+void BM_formats(benchmark::State& st) {
+  const index_t m = st.range(0), n = st.range(1);
+  const auto wf = static_cast<weight_format>(st.range(2));
+  const auto af = static_cast<act_format>(st.range(3));
+  const index_t group = st.range(4);
+  const auto& pw = packed(n, wf, group);
+  const auto pa = rotquant::quantize_activations(activations_f32(m), af, 1.0f, group);
+  matrix_f out(m, n);
+  for (auto _ : st) {
+    rotquant::quantized_matmul(pa, pw, rotquant::view(out));
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_gops(st, m, n);
+  st.SetLabel(std::string(rotquant::to_string(wf)) + " x " + rotquant::to_string(af) +
+              (group ? " g" + std::to_string(group) : std::string()));
+}
+BENCHMARK(BM_formats)
+    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cg),
+            static_cast<int>(act_format::qsi4dx), 128})
+    ->Args({2048, 4096, static_cast<int>(weight_format::mxfp4), static_cast<int>(act_format::mxfp4),
+            0})
+    ->Args({2048, 4096, static_cast<int>(weight_format::nvfp4), static_cast<int>(act_format::nvfp4),
+            0})
+    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cx),
+            static_cast<int>(act_format::qsi8dx), 0})
+    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cx),
+            static_cast<int>(act_format::qai4dx), 0})
+    ->Args({1, 4096, static_cast<int>(weight_format::qsi4cg), static_cast<int>(act_format::qsi4dx),
+            128})
+    ->Args({1, 4096, static_cast<int>(weight_format::mxfp4), static_cast<int>(act_format::mxfp4),
+            0})
+    ->ArgNames({"M", "N", "wf", "af", "g"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Peer: Eigen fp32 GEMM, Y = X W^T (single thread).
+void BM_eigen_f32(benchmark::State& st) {
+  const index_t m = st.range(0), n = st.range(1);
+  const matrix_f& w = weights_f32(n);
+  const matrix_f& x = activations_f32(m);
+  matrix_f out(m, n);
+  for (auto _ : st) {
+    out.noalias() = x * w.transpose();
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_gops(st, m, n);
+  st.SetLabel("Eigen fp32 peer");
+}
+BENCHMARK(BM_eigen_f32)
+    ->ArgsProduct({{1, 16, 128, 2048}, {4096, 11008}})
+    ->ArgNames({"M", "N"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+#if defined(ROTQUANT_HAVE_DNNL)
+// Peer: oneDNN int8 matmul (u8 activations x s8 weights -> s32), weights reordered once into
+// oneDNN's preferred layout outside the timed loop.
+void BM_onednn_u8s8s32(benchmark::State& st) {
+  using namespace dnnl;
+  const index_t m = st.range(0), n = st.range(1);
+  engine eng(engine::kind::cpu, 0);
+  stream s(eng);
+  const memory::desc a_md({m, K}, memory::data_type::u8, memory::format_tag::ab);
+  const memory::desc b_any({K, n}, memory::data_type::s8, memory::format_tag::any);
+  const memory::desc b_md({K, n}, memory::data_type::s8, memory::format_tag::ab);
+  const memory::desc c_md({m, n}, memory::data_type::s32, memory::format_tag::ab);
+  const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), eng);
+  memory a(a_md, eng), b_plain(b_md, eng), b(pd.weights_desc(), eng), c(c_md, eng);
+  rotquant::rng g(3);
+  auto* ap = static_cast<std::uint8_t*>(a.get_data_handle());
+  for (index_t i = 0; i < m * K; ++i) ap[i] = static_cast<std::uint8_t>(g.uniform_int(256));
+  auto* bp = static_cast<std::int8_t*>(b_plain.get_data_handle());
+  for (index_t i = 0; i < n * K; ++i) bp[i] = static_cast<std::int8_t>(g.uniform_int(256) - 128);
+  reorder(b_plain, b).execute(s, b_plain, b);
+  s.wait();
+  const matmul prim(pd);
+  for (auto _ : st) {
+    prim.execute(s, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+    s.wait();
+  }
+  set_gops(st, m, n);
+  st.SetLabel("oneDNN int8 peer");
+}
+BENCHMARK(BM_onednn_u8s8s32)
+    ->ArgsProduct({{1, 16, 128, 2048}, {4096, 11008}})
+    ->ArgNames({"M", "N"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+#endif
+
+}  // namespace
