@@ -534,6 +534,12 @@ TEST(EdgeCases, InvalidSettingsRejected) {
                         "group size > 0");
   EXPECT_ROTQUANT_ERROR(rotquant::quantize(quantizer::int_sym(4, granularity::per_row, 0, 0.0f), x),
                         "clip ratio");
+  // A scale that overflows fp32 is an error, never a silent Inf scale.
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize(quantizer::int_sym(4, granularity::per_row, 0, 4.0f),
+                                           row_of({3e38f, 1.0f})),
+                        "overflows fp32");
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize(quantizer::int_asym(4), row_of({-3e38f, 3e38f})),
+                        "overflows");
   quantizer m = quantizer::mxfp4();
   m.group_size = 16;
   EXPECT_ROTQUANT_ERROR(rotquant::quantize(m, x), "blocks of 32");

@@ -444,8 +444,8 @@ inline void asym_from_range(float xmin, float xmax, int levels, quant_params& p)
 /// Parameters of one INT / FP4 / FP8 scale group from its statistics, with clip ratio `clip`.
 /// `forced_zero` selects the zero-forced range for range_rule::quarot (per row / per tensor).
 /// `searching`: GPTQ candidates (no 1e-5 clamp on the asymmetric range).
-inline quant_params params_from_stats(const quantizer& q, const range_stats& st, float clip,
-                                      bool forced_zero, bool searching) {
+inline quant_params params_from_stats_unchecked(const quantizer& q, const range_stats& st,
+                                                float clip, bool forced_zero, bool searching) {
   quant_params p;
   if (q.is_fp4() || q.is_fp8()) {
     const float top = q.is_fp4()                             ? fp4_canonical_max(q.format)
@@ -511,6 +511,16 @@ inline quant_params params_from_stats(const quantizer& q, const range_stats& st,
     xmax = std::max(xmax, 0.0f);
   }
   asym_from_range(xmin * clip, xmax * clip, levels, p);
+  return p;
+}
+
+inline quant_params params_from_stats(const quantizer& q, const range_stats& st, float clip,
+                                      bool forced_zero, bool searching) {
+  const quant_params p = params_from_stats_unchecked(q, st, clip, forced_zero, searching);
+  ROTQUANT_CHECK(std::isfinite(p.scale) && p.scale > 0.0f,
+                 "quantize: the range [" << st.min << ", " << st.max << "] with clip " << clip
+                                         << " gives the scale " << p.scale
+                                         << " (overflows fp32); scale the input down");
   return p;
 }
 
