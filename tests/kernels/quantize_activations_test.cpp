@@ -12,6 +12,7 @@
 #include "rotquant/core/rng.hpp"
 #include "rotquant/quant/formats.hpp"
 #include "rotquant/quant/quantizer.hpp"
+#include "rotquant/transforms/hadamard.hpp"
 #include "test_util.hpp"
 
 namespace {
@@ -170,6 +171,35 @@ TEST(QuantizeActivations, ThreadCountDoesNotChangeBits) {
       expect_same(many, one, "threads");
     }
   }
+}
+
+// The fused rotate + quantize equals rotating a copy and quantizing it, bit for bit, for a
+// whole-row Hadamard and for 128-blocks, on every path and thread count.
+TEST(QuantizeActivations, FusedHadamardEqualsRotateThenQuantize) {
+  const index_t k = 512;
+  const matrix_f x = random_activations(19, k, 31);
+  for (index_t n : {k, index_t{128}}) {
+    const rotquant::hadamard_plan plan(n);
+    matrix_f xt = x;
+    plan.apply_rows(xt.data(), xt.rows() * (k / n), n);
+    for (act_format f : all_formats) {
+      packed_activations want;
+      rotquant::quantize_activations(rotquant::view(static_cast<const matrix_f&>(xt)), f, want,
+                                     1.0f, 32);
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        rotquant::thread_pool_executor pool(2);
+        packed_activations got;
+        rotquant::quantize_activations_rotated(rotquant::view(x), plan, f, got, 1.0f, 32, &pool);
+        expect_same(got, want, rotquant::to_string(path));
+      }
+    }
+  }
+  packed_activations out;
+  EXPECT_ROTQUANT_ERROR(
+      rotquant::quantize_activations_rotated(rotquant::view(x), rotquant::hadamard_plan(96),
+                                             act_format::qsi4dx, out),
+      "must divide");
 }
 
 TEST(QuantizeActivations, RejectsBadInput) {

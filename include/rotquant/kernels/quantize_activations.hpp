@@ -48,57 +48,95 @@ inline index_t qact_block(act_format f, index_t k, index_t group) {
   }
 }
 
-/// Quantizes rows [r0, r1) of X into `out` (already sized) on arch path `tag`.
+/// Quantizes one row x (k floats) into row r of `out` (already sized) on arch path `tag`.
 template <class Tag>
-void qact_rows(Tag tag, const const_matrix_view<float>& X, float clip, packed_activations& out,
-               index_t r0, index_t r1) {
+void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out) {
   const index_t k = out.k, stride = out.stride, nb = out.blocks, bs = out.block;
-  for (index_t r = r0; r < r1; ++r) {
-    const float* x = X.data() + r * X.outerStride();
-    ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
-                                              << r
-                                              << " holds NaN or Inf; activations must be "
-                                                 "finite");
-    std::int8_t* c = out.codes.data() + r * stride;
-    float* sc = out.scales.data() + r * nb;
-    std::int32_t* su = out.sums.data() + r * nb;
-    switch (out.format) {
-      case act_format::qsi4dx:
-      case act_format::qsi8dx: {
-        const int qmax = out.format == act_format::qsi4dx ? 7 : 127;
-        const float s = qact_sym_scale(arch::absmax(tag, x, k), clip, qmax);
-        sc[0] = s;
-        su[0] = arch::qact_sym_codes(tag, x, k, s, -qmax - 1, qmax, c);
-        break;
-      }
-      case act_format::qsi4dg:
-        for (index_t b = 0; b < nb; ++b) {
-          const index_t n = std::min(bs, k - b * bs);
-          const float s = qact_sym_scale(arch::absmax(tag, x + b * bs, n), clip, 7);
-          sc[b] = s;
-          su[b] = arch::qact_sym_codes(tag, x + b * bs, n, s, -8, 7, c + b * bs);
-        }
-        break;
-      case act_format::qai4dx:
-        su[0] = qact_asym4_row(x, k, clip, c, sc, out.zero_points.data() + r);
-        break;
-      case act_format::mxfp4:
-        for (index_t b = 0; b < nb; ++b) {
-          const index_t n = std::min(bs, k - b * bs);
-          su[b] = qact_mxfp4_block(x + b * bs, n, c + b * bs, out.scale_bytes.data() + r * nb + b,
-                                   sc + b);
-        }
-        break;
-      case act_format::nvfp4:
-        for (index_t b = 0; b < nb; ++b) {
-          const index_t n = std::min(bs, k - b * bs);
-          su[b] = qact_nvfp4_block(x + b * bs, n, out.tensor_scale, c + b * bs,
-                                   out.scale_bytes.data() + r * nb + b, sc + b);
-        }
-        break;
+  ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
+                                            << r
+                                            << " holds NaN or Inf; activations must be "
+                                               "finite");
+  std::int8_t* c = out.codes.data() + r * stride;
+  float* sc = out.scales.data() + r * nb;
+  std::int32_t* su = out.sums.data() + r * nb;
+  switch (out.format) {
+    case act_format::qsi4dx:
+    case act_format::qsi8dx: {
+      const int qmax = out.format == act_format::qsi4dx ? 7 : 127;
+      const float s = qact_sym_scale(arch::absmax(tag, x, k), clip, qmax);
+      sc[0] = s;
+      su[0] = arch::qact_sym_codes(tag, x, k, s, -qmax - 1, qmax, c);
+      break;
     }
-    for (index_t i = k; i < stride; ++i) c[i] = 0;
+    case act_format::qsi4dg:
+      for (index_t b = 0; b < nb; ++b) {
+        const index_t n = std::min(bs, k - b * bs);
+        const float s = qact_sym_scale(arch::absmax(tag, x + b * bs, n), clip, 7);
+        sc[b] = s;
+        su[b] = arch::qact_sym_codes(tag, x + b * bs, n, s, -8, 7, c + b * bs);
+      }
+      break;
+    case act_format::qai4dx:
+      su[0] = qact_asym4_row(x, k, clip, c, sc, out.zero_points.data() + r);
+      break;
+    case act_format::mxfp4:
+      arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su);
+      break;
+    case act_format::nvfp4:
+      arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb, sc, su);
+      break;
   }
+  for (index_t i = k; i < stride; ++i) c[i] = 0;
+}
+
+/// Validates and sizes `out` for an m x k input (no allocation when capacity suffices).
+inline void qact_prepare(index_t m, index_t k, act_format format, float clip, index_t group,
+                         packed_activations& out) {
+  ROTQUANT_CHECK(k >= 1, "quantize_activations: need at least one column, got " << k);
+  ROTQUANT_CHECK(std::isfinite(clip) && clip > 0.0f,
+                 "quantize_activations: clip ratio must be finite and > 0, got " << clip);
+  if (format == act_format::qsi4dg)
+    ROTQUANT_CHECK(group >= 8 && group % 8 == 0,
+                   "quantize_activations: qsi4dg group must be a positive multiple of 8 (e.g. "
+                   "32, 64, 128), got "
+                       << group);
+  out.format = format;
+  out.m = m;
+  out.k = k;
+  out.stride = gemm_padded_k(k);
+  out.block = qact_block(format, k, group);
+  out.blocks = (k + out.block - 1) / out.block;
+  out.tensor_scale = 1.0f;
+  out.codes.resize(static_cast<std::size_t>(m * out.stride));
+  out.scales.resize(static_cast<std::size_t>(m * out.blocks));
+  out.sums.resize(static_cast<std::size_t>(m * out.blocks));
+  out.zero_points.assign(format == act_format::qai4dx ? static_cast<std::size_t>(m) : 0, 0);
+  const bool block_fmt = format == act_format::mxfp4 || format == act_format::nvfp4;
+  out.scale_bytes.resize(block_fmt ? static_cast<std::size_t>(m * out.blocks) : 0);
+}
+
+/// NVFP4 tensor scale of the rows of X (checks finiteness).
+inline float qact_nvfp4_ts(const const_matrix_view<float>& X, executor* ex) {
+  const index_t m = X.rows(), k = X.cols();
+  std::vector<float> row_amax(static_cast<std::size_t>(m));
+  dispatch([&](auto tag) {
+    parallel_for(
+        0, m, std::max<index_t>(1, 16384 / k),
+        [&](index_t lo, index_t hi) {
+          for (index_t r = lo; r < hi; ++r) {
+            const float* x = X.data() + r * X.outerStride();
+            ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
+                                                      << r
+                                                      << " holds NaN or Inf; activations "
+                                                         "must be finite");
+            row_amax[static_cast<std::size_t>(r)] = arch::absmax(tag, x, k);
+          }
+        },
+        ex);
+  });
+  float amax = 0.0f;
+  for (float a : row_amax) amax = std::max(amax, a);
+  return nvfp4_tensor_scale(amax);
 }
 
 }  // namespace detail
@@ -119,53 +157,57 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
                                  packed_activations& out, float clip = 1.0f, index_t group = 0,
                                  executor* ex = nullptr) {
   const index_t m = X.rows(), k = X.cols();
-  ROTQUANT_CHECK(k >= 1, "quantize_activations: need at least one column, got " << k);
-  ROTQUANT_CHECK(std::isfinite(clip) && clip > 0.0f,
-                 "quantize_activations: clip ratio must be finite and > 0, got " << clip);
-  if (format == act_format::qsi4dg)
-    ROTQUANT_CHECK(group >= 8 && group % 8 == 0,
-                   "quantize_activations: qsi4dg group must be a positive multiple of 8 (e.g. "
-                   "32, 64, 128), got "
-                       << group);
-  out.format = format;
-  out.m = m;
-  out.k = k;
-  out.stride = gemm_padded_k(k);
-  out.block = detail::qact_block(format, k, group);
-  out.blocks = (k + out.block - 1) / out.block;
-  out.tensor_scale = 1.0f;
-  out.codes.resize(static_cast<std::size_t>(m * out.stride));
-  out.scales.resize(static_cast<std::size_t>(m * out.blocks));
-  out.sums.resize(static_cast<std::size_t>(m * out.blocks));
-  out.zero_points.assign(format == act_format::qai4dx ? static_cast<std::size_t>(m) : 0, 0);
-  const bool block_fmt = format == act_format::mxfp4 || format == act_format::nvfp4;
-  out.scale_bytes.resize(block_fmt ? static_cast<std::size_t>(m * out.blocks) : 0);
+  detail::qact_prepare(m, k, format, clip, group, out);
   if (m == 0) return;
-  const index_t grain = std::max<index_t>(1, 16384 / k);
-  if (format == act_format::nvfp4) {
-    std::vector<float> row_amax(static_cast<std::size_t>(m));
-    dispatch([&](auto tag) {
-      parallel_for(
-          0, m, grain,
-          [&](index_t lo, index_t hi) {
-            for (index_t r = lo; r < hi; ++r) {
-              const float* x = X.data() + r * X.outerStride();
-              ROTQUANT_CHECK(detail::qact_row_finite(x, k), "quantize_activations: row "
-                                                                << r
-                                                                << " holds NaN or Inf; activations "
-                                                                   "must be finite");
-              row_amax[static_cast<std::size_t>(r)] = detail::arch::absmax(tag, x, k);
-            }
-          },
-          ex);
-    });
-    float amax = 0.0f;
-    for (float a : row_amax) amax = std::max(amax, a);
-    out.tensor_scale = detail::nvfp4_tensor_scale(amax);
-  }
+  if (format == act_format::nvfp4) out.tensor_scale = detail::qact_nvfp4_ts(X, ex);
   dispatch([&](auto tag) {
     parallel_for(
-        0, m, grain, [&](index_t lo, index_t hi) { detail::qact_rows(tag, X, clip, out, lo, hi); },
+        0, m, std::max<index_t>(1, 16384 / k),
+        [&](index_t lo, index_t hi) {
+          for (index_t r = lo; r < hi; ++r)
+            detail::qact_row(tag, X.data() + r * X.outerStride(), r, clip, out);
+        },
+        ex);
+  });
+}
+
+/// Fused online rotation + quantization: quantizes X T (each row, or each block of
+/// `rotation.size()` consecutive columns of a row, mapped by rotation.apply_rows) without
+/// writing the rotated matrix: a few rows at a time are copied into a small buffer that stays in
+/// L1/L2, rotated in place, then quantized. `Rotation` is any type with `index_t size() const`
+/// and `apply_rows(float* data, index_t rows, index_t stride) const` (e.g. hadamard_plan).
+/// Results equal rotation.apply_rows on a copy of X followed by quantize_activations, bit for
+/// bit. NVFP4 needs the amax of all of X T first, so it materialises X T (m * k floats).
+/// Throws rotquant::error if rotation.size() does not divide k, plus the errors above.
+template <class Rotation>
+void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotation& rotation,
+                                  act_format format, packed_activations& out, float clip = 1.0f,
+                                  index_t group = 0, executor* ex = nullptr) {
+  const index_t m = X.rows(), k = X.cols(), n = rotation.size();
+  ROTQUANT_CHECK(n >= 1 && k % n == 0, "quantize_activations_rotated: rotation size "
+                                           << n << " must divide the row length " << k);
+  detail::qact_prepare(m, k, format, clip, group, out);
+  if (m == 0) return;
+  if (format == act_format::nvfp4) {
+    matrix_f xt = X;
+    rotation.apply_rows(xt.data(), m * (k / n), n);
+    quantize_activations(view(static_cast<const matrix_f&>(xt)), format, out, clip, group, ex);
+    return;
+  }
+  // Rows per tile: about 64 KiB of floats, so the rotated rows are still in L2 when quantized.
+  const index_t tile = std::max<index_t>(1, 16384 / k);
+  dispatch([&](auto tag) {
+    parallel_for(
+        0, m, tile,
+        [&](index_t lo, index_t hi) {
+          std::vector<float> buf(static_cast<std::size_t>((hi - lo) * k));
+          for (index_t r = lo; r < hi; ++r)
+            std::copy(X.data() + r * X.outerStride(), X.data() + r * X.outerStride() + k,
+                      buf.data() + (r - lo) * k);
+          rotation.apply_rows(buf.data(), (hi - lo) * (k / n), n);
+          for (index_t r = lo; r < hi; ++r)
+            detail::qact_row(tag, buf.data() + (r - lo) * k, r, clip, out);
+        },
         ex);
   });
 }
@@ -174,9 +216,9 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
 inline void quantize_activations(const matrix_view<float>& X, act_format format,
                                  packed_activations& out, float clip = 1.0f, index_t group = 0,
                                  executor* ex = nullptr) {
-  quantize_activations(make_view(static_cast<const float*>(X.data()), X.rows(), X.cols(),
-                                 X.outerStride()),
-                       format, out, clip, group, ex);
+  quantize_activations(
+      make_view(static_cast<const float*>(X.data()), X.rows(), X.cols(), X.outerStride()), format,
+      out, clip, group, ex);
 }
 
 /// Convenience overload returning a new packed_activations (see above).

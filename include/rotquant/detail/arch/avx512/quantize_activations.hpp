@@ -51,6 +51,94 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_sym_codes(avx512, const float* x
   return _mm_cvtsi128_si32(s4);
 }
 
+/// Horizontal max / sum of 16 lanes by shuffles (GCC 12's reduce intrinsics trip warnings).
+ROTQUANT_TARGET_AVX512 inline float qact_hmax(__m512 m) {
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0x4E));
+  m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xB1));
+  __m128 h = _mm512_castps512_ps128(m);
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+ROTQUANT_TARGET_AVX512 inline std::int32_t qact_hsum(__m512i a) {
+  __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  return _mm_cvtsi128_si32(s4);
+}
+
+/// 2 * E2M1 value of e2m1_encode(v) per lane: the contract's comparison ladder (|v| > 0.25,
+/// >= 0.75, > 1.25, >= 1.75, > 2.5, >= 3.5, > 5) adds the magnitude steps 1,1,1,1,2,2,4 of
+/// {0, 1, 2, 3, 4, 6, 8, 12}; negative inputs negate it (a zero result stays 0, like +0 code).
+ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2(__m512 v) {
+  const __m512 a = _mm512_abs_ps(v);
+  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), four = _mm512_set1_epi32(4),
+                zero = _mm512_setzero_si512();
+  __m512i m = zero;
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.25f), _CMP_GT_OQ), m, one);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.75f), _CMP_GE_OQ), m, one);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(1.25f), _CMP_GT_OQ), m, one);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(1.75f), _CMP_GE_OQ), m, one);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(2.5f), _CMP_GT_OQ), m, two);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.5f), _CMP_GE_OQ), m, two);
+  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(5.0f), _CMP_GT_OQ), m, four);
+  const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(v));
+  return _mm512_mask_sub_epi32(m, neg, zero, m);
+}
+
+/// AVX-512 MXFP4 of one row (blocks of 32; a partial last block goes to the scalar rule).
+/// Multiplying by the float 2^-e equals ldexp(x, -e): both are the exact product rounded once
+/// (2^-e is exactly representable for e in [-127, 127]). Same bits as the scalar rule.
+ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_t k,
+                                                  std::int8_t* codes, std::uint8_t* bytes,
+                                                  float* scales, std::int32_t* sums) {
+  index_t b = 0;
+  for (; (b + 1) * 32 <= k; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
+    const float amax = qact_hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    int e = -127;
+    if (amax > 0.0f) {
+      int ex = 0;
+      (void)std::frexp(amax, &ex);
+      e = std::min(std::max(ex - 1 - 2, -127), 127);
+    }
+    bytes[b] = e8m0_from_exponent(e);
+    scales[b] = std::ldexp(1.0f, e - 1);
+    const __m512 mul = _mm512_set1_ps(std::ldexp(1.0f, -e));
+    const __m512i q0 = qact_e2m1_x2(_mm512_mul_ps(v0, mul));
+    const __m512i q1 = qact_e2m1_x2(_mm512_mul_ps(v1, mul));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 32 * b), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
+    sums[b] = qact_hsum(_mm512_add_epi32(q0, q1));
+  }
+  if (32 * b < k)
+    sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
+                                                 scales + b);
+}
+
+/// AVX-512 NVFP4 of one row (blocks of 16, IEEE division x / sb like the scalar rule).
+ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_row(avx512, const float* x, index_t k, float ts,
+                                                  std::int8_t* codes, std::uint8_t* bytes,
+                                                  float* scales, std::int32_t* sums) {
+  index_t b = 0;
+  for (; (b + 1) * 16 <= k; ++b) {
+    const __m512 v = _mm512_loadu_ps(x + 16 * b);
+    const float amax = qact_hmax(_mm512_abs_ps(v));
+    const std::uint8_t byte = ue4m3_encode((amax / 6.0f) / ts);
+    const float sb = ue4m3_decode(byte) * ts;
+    bytes[b] = byte;
+    scales[b] = sb * 0.5f;
+    const __m512i q =
+        sb == 0.0f ? _mm512_setzero_si512() : qact_e2m1_x2(_mm512_div_ps(v, _mm512_set1_ps(sb)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 16 * b), _mm512_cvtepi32_epi8(q));
+    sums[b] = qact_hsum(q);
+  }
+  if (16 * b < k)
+    sums[b] = rotquant::detail::qact_nvfp4_block(x + 16 * b, k - 16 * b, ts, codes + 16 * b,
+                                                 bytes + b, scales + b);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant

@@ -137,4 +137,27 @@ inline std::int32_t qact_nvfp4_block(const float* x, index_t k, float ts, std::i
 }
 
 }  // namespace detail
+
+namespace detail {
+namespace arch {
+
+/// MXFP4 of one row (blocks of 32, the last may be partial): codes, E8M0 bytes, multipliers
+/// 2^(e - 1) and code sums per block.
+inline void qact_mxfp4_row(scalar, const float* x, index_t k, std::int8_t* codes,
+                           std::uint8_t* bytes, float* scales, std::int32_t* sums) {
+  for (index_t b = 0; 32 * b < k; ++b)
+    sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, std::min<index_t>(32, k - 32 * b),
+                                                 codes + 32 * b, bytes + b, scales + b);
+}
+
+/// NVFP4 of one row (blocks of 16) with tensor scale ts.
+inline void qact_nvfp4_row(scalar, const float* x, index_t k, float ts, std::int8_t* codes,
+                           std::uint8_t* bytes, float* scales, std::int32_t* sums) {
+  for (index_t b = 0; 16 * b < k; ++b)
+    sums[b] = rotquant::detail::qact_nvfp4_block(x + 16 * b, std::min<index_t>(16, k - 16 * b), ts,
+                                                 codes + 16 * b, bytes + b, scales + b);
+}
+
+}  // namespace arch
+}  // namespace detail
 }  // namespace rotquant
