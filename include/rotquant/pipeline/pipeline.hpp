@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+// pipeline.hpp: rotquant::pipeline<Stage...> composes stage value types (stages.hpp) into a
+// recipe; calibrate(X, W) turns calibration activations and a weight into a quantized_linear.
+//
+//   auto p =
+//   rotquant::make_pipeline(rotquant::stages::rotate<rotquant::stages::hadamard_builder>{},
+//                                    rotquant::stages::quantize<>{{w4}, {a4}});
+//   rotquant::quantized_linear layer = p.calibrate(x_calib, w);
+//   matrix_f y = layer.forward(x);           // (X M) quantized, times (W M^-T) quantized
+//   std::cout << layer.report(x).to_string();
+#pragma once
+
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rotquant/core/error.hpp"
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/pipeline/report.hpp"
+#include "rotquant/pipeline/stages.hpp"
+#include "rotquant/quant/metrics.hpp"
+#include "rotquant/quant/quantizer.hpp"
+#include "rotquant/transforms/transform.hpp"
+
+namespace rotquant {
+
+/// A calibrated linear layer Y = X W^T: owns the online part M of the transform, the folded and
+/// quantized weight W M^{-T}, and the activation quantizer.
+class quantized_linear {
+ public:
+  quantized_linear(transform online, const matrix_f& weight, quantizer wq, quantizer aq,
+                   std::vector<std::string> stage_names = {},
+                   std::vector<std::size_t> stage_ends = {})
+      : online_(std::move(online)),
+        weight_quantizer_(std::move(wq)),
+        activation_quantizer_(std::move(aq)),
+        stage_names_(std::move(stage_names)),
+        stage_ends_(std::move(stage_ends)),
+        in_(weight.cols()),
+        out_(weight.rows()) {
+    ROTQUANT_CHECK(online_.dim() == weight.cols(), "quantized_linear: the transform has dimension "
+                                                       << online_.dim() << ", the weight "
+                                                       << weight.cols() << " input features");
+    check_finite(weight, "quantized_linear: weight");
+    reference_weight_ = weight;
+    const matrix_f folded = online_.num_stages() ? online_.fold_into_weight(weight) : weight;
+    weight_codes_ = rotquant::quantize(weight_quantizer_, folded);
+    weight_dequantized_ = dequantize(weight_codes_);
+  }
+
+  index_t in_features() const { return in_; }
+  index_t out_features() const { return out_; }
+  const transform& online() const { return online_; }
+  const quantizer& weight_quantizer() const { return weight_quantizer_; }
+  const quantizer& activation_quantizer() const { return activation_quantizer_; }
+  /// The quantized weight (codes, scales) of W M^{-T}.
+  const quantized_matrix& weight_codes() const { return weight_codes_; }
+  /// dequantize(weight_codes()): the weight the layer multiplies by, [out, in].
+  const matrix_f& weight_dequantized() const { return weight_dequantized_; }
+
+  /// X M (the online transform), X: [T, in].
+  matrix_f transform_input(const matrix_f& x) const {
+    ROTQUANT_CHECK(x.cols() == in_,
+                   "quantized_linear: input has " << x.cols() << " features, the layer " << in_);
+    return online_.num_stages() ? online_.apply(x) : x;
+  }
+
+  /// Y = Q_a(X M) (Q_w(W M^{-T}))^T in float (fake quantization), [T, out].
+  matrix_f forward(const matrix_f& x) const {
+    const matrix_f xq = fake_quantize(activation_quantizer_, transform_input(x));
+    return xq * weight_dequantized_.transpose();
+  }
+
+  /// Output error against the float layer X W^T, error on massive vs normal tokens (max |x| above
+  /// `massive_factor` times the median token's), and activation statistics after every stage.
+  linear_report report(const matrix_f& x, double massive_factor = 20.0) const {
+    check_finite(x, "quantized_linear::report: X");
+    linear_report r;
+    const matrix_f y_ref = x * reference_weight_.transpose();
+    const matrix_f y = forward(x);
+    r.output_mse = mse(y_ref, y);
+    r.output_sqnr_db = sqnr_db(y_ref, y);
+    r.output_max_abs_error = max_abs_error(y_ref, y);
+    const auto mask = massive_tokens_by_magnitude(x, massive_factor);
+    const vector_d row_err = per_row_mse(y_ref, y);
+    double sm = 0, sn = 0;
+    for (std::size_t t = 0; t < mask.size(); ++t) {
+      if (mask[t]) {
+        ++r.massive_tokens;
+        sm += row_err[static_cast<index_t>(t)];
+      } else {
+        ++r.normal_tokens;
+        sn += row_err[static_cast<index_t>(t)];
+      }
+    }
+    r.massive_token_mse = r.massive_tokens ? sm / static_cast<double>(r.massive_tokens) : 0.0;
+    r.normal_token_mse = r.normal_tokens ? sn / static_cast<double>(r.normal_tokens) : 0.0;
+    r.stages.push_back(activation_statistics(x, "input"));
+    std::size_t begin = 0;
+    matrix_f cur = x;
+    for (std::size_t i = 0; i < stage_names_.size(); ++i) {
+      transform part(in_);
+      for (std::size_t k = begin; k < stage_ends_[i]; ++k) part.append_stage(online_.stages()[k]);
+      if (part.num_stages()) cur = part.apply(cur);
+      r.stages.push_back(activation_statistics(cur, stage_names_[i]));
+      begin = stage_ends_[i];
+    }
+    return r;
+  }
+
+ private:
+  transform online_;
+  quantizer weight_quantizer_, activation_quantizer_;
+  std::vector<std::string> stage_names_;
+  std::vector<std::size_t> stage_ends_;
+  index_t in_, out_;
+  matrix_f reference_weight_;
+  quantized_matrix weight_codes_;
+  matrix_f weight_dequantized_;
+};
+
+/// A recipe: stages applied in order during calibration; the last must be stages::quantize<...>.
+template <class... Stage>
+class pipeline {
+  static_assert(sizeof...(Stage) >= 1, "a pipeline needs at least a quantize stage");
+  static_assert(
+      stages::is_quantize<std::tuple_element_t<sizeof...(Stage) - 1, std::tuple<Stage...>>>::value,
+      "the last stage of a pipeline must be stages::quantize<...>");
+
+ public:
+  pipeline() = default;
+  explicit pipeline(Stage... s) : stages_(std::move(s)...) {}
+
+  std::tuple<Stage...>& stages() { return stages_; }
+  const std::tuple<Stage...>& stages() const { return stages_; }
+
+  /// Calibrates on activations X [T, C] (finite, T >= 1) and weight W [out, C] (finite).
+  /// Throws rotquant::error for mismatched or empty shapes and non-finite values.
+  quantized_linear calibrate(const matrix_f& x, const matrix_f& w) const {
+    ROTQUANT_CHECK(x.rows() >= 1 && x.cols() >= 1, "pipeline::calibrate: calibration X is "
+                                                       << x.rows() << " x " << x.cols()
+                                                       << " (need at least one token)");
+    ROTQUANT_CHECK(w.rows() >= 1 && w.cols() == x.cols(),
+                   "pipeline::calibrate: W is " << w.rows() << " x " << w.cols() << ", X has "
+                                                << x.cols() << " features");
+    check_finite(x, "pipeline::calibrate: X");
+    check_finite(w, "pipeline::calibrate: W");
+    calibration_state st(x, w);
+    std::apply([&](const auto&... s) { (s.calibrate(st), ...); }, stages_);
+    return quantized_linear(st.online, w, st.weight_quantizer, st.activation_quantizer,
+                            st.stage_names, st.stage_ends);
+  }
+
+ private:
+  std::tuple<Stage...> stages_;
+};
+
+/// Deduces the stage types: make_pipeline(stages::smooth{0.5}, stages::quantize<>{...}).
+template <class... Stage>
+pipeline<Stage...> make_pipeline(Stage... s) {
+  return pipeline<Stage...>(std::move(s)...);
+}
+
+}  // namespace rotquant

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "rotquant/pipeline/pipeline.hpp"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+#include "rotquant/pipeline/presets.hpp"
+#include "test_util.hpp"
+
+namespace {
+
+using rotquant::index_t;
+using rotquant::matrix_f;
+
+// LLaMA-like activations: N(0,1) with a few channels x30 on every token and one massive token.
+matrix_f outlier_activations(index_t t, index_t c, std::uint64_t seed) {
+  matrix_f x = rotquant::random_normal_matrix<float>(t, c, seed);
+  x.col(3) *= 30.0f;
+  x.col(c / 2 + 1) *= 30.0f;
+  x.col(c - 5) *= 15.0f;
+  x(0, 7) = 400.0f;
+  return x;
+}
+
+matrix_f weights(index_t out, index_t in, std::uint64_t seed) {
+  return rotquant::random_normal_matrix<float>(out, in, seed) * 0.05f;
+}
+
+TEST(Pipeline, RtnForwardIsFakeQuantTimesDequantizedWeight) {
+  const matrix_f x = outlier_activations(32, 64, 1), w = weights(24, 64, 2);
+  const auto layer = rotquant::presets::rtn().calibrate(x, w);
+  EXPECT_EQ(layer.online().num_stages(), 0u);
+  const matrix_f want =
+      rotquant::fake_quantize(rotquant::presets::a4_per_token(), x) *
+      rotquant::dequantize(rotquant::quantize(rotquant::presets::w4_per_channel(), w)).transpose();
+  EXPECT_EQ(layer.forward(x), want);
+}
+
+// The online transform and the folded weight cancel: (X M)(W M^-T)^T == X W^T.
+TEST(Pipeline, EveryPresetTransformFoldsExactly) {
+  const index_t c = 256;
+  const matrix_f x = outlier_activations(64, c, 3), w = weights(32, c, 4);
+  const matrix_f y = x * w.transpose();
+  auto check = [&](const rotquant::quantized_linear& l, const char* name) {
+    const matrix_f y2 = l.online().apply(x) * l.online().fold_into_weight(w).transpose();
+    EXPECT_LE((y2 - y).norm(), 1e-5 * y.norm()) << name;
+  };
+  check(rotquant::presets::smoothquant().calibrate(x, w), "smoothquant");
+  check(rotquant::presets::quarot(7).calibrate(x, w), "quarot");
+  check(rotquant::presets::duquant(7, 64).calibrate(x, w), "duquant");
+  rotquant::dfrot_options o;
+  o.steps = 5;
+  const auto dfrot = rotquant::make_pipeline(
+      rotquant::stages::rotate<rotquant::stages::hadamard_builder>{}, rotquant::stages::refine{o},
+      rotquant::stages::quantize<>{{rotquant::presets::w4_per_channel()},
+                                   {rotquant::presets::a4_per_token()}});
+  const auto l = dfrot.calibrate(x, w);
+  EXPECT_EQ(l.online().num_stages(), 1u);  // start * R_opt as one dense stage
+  EXPECT_TRUE(l.online().is_orthogonal(1e-6));
+  check(l, "dfrot");
+  check(rotquant::presets::hqdit().calibrate(x, w), "hqdit");
+}
+
+// Rotations flatten the outlier channels, so the W4A4 layer output is far better than RTN.
+TEST(Pipeline, RotationPresetsBeatRoundToNearestOnOutlierChannels) {
+  const index_t c = 256;
+  const matrix_f xc = outlier_activations(128, c, 5), w = weights(64, c, 6);
+  const matrix_f xt = outlier_activations(128, c, 7);  // held-out batch
+  const double rtn = rotquant::presets::rtn().calibrate(xc, w).report(xt).output_sqnr_db;
+  const double smooth = rotquant::presets::smoothquant().calibrate(xc, w).report(xt).output_sqnr_db;
+  const double quarot = rotquant::presets::quarot(1).calibrate(xc, w).report(xt).output_sqnr_db;
+  const double duq = rotquant::presets::duquant(1, 64).calibrate(xc, w).report(xt).output_sqnr_db;
+  const double hq = rotquant::presets::hqdit().calibrate(xc, w).report(xt).output_sqnr_db;
+  std::cout << "output SQNR dB: rtn " << rtn << ", smoothquant " << smooth << ", quarot " << quarot
+            << ", duquant " << duq << ", hqdit " << hq << "\n";
+  EXPECT_GT(smooth, rtn + 2.0);
+  EXPECT_GT(quarot, rtn + 6.0);
+  EXPECT_GT(duq, rtn + 6.0);
+  EXPECT_GT(hq, rtn + 3.0);
+}
+
+TEST(Pipeline, ReportSeesStagesAndMassiveTokens) {
+  matrix_f x = outlier_activations(64, 128, 8);
+  x(0, 7) = 4000.0f;  // a massive activation (> 20x the median token's max)
+  const matrix_f w = weights(16, 128, 9);
+  const auto r = rotquant::presets::quarot(2).calibrate(x, w).report(x);
+  ASSERT_EQ(r.stages.size(), 2u);
+  EXPECT_EQ(r.stages[0].stage, "input");
+  EXPECT_EQ(r.stages[1].stage, "randomized_hadamard");
+  EXPECT_EQ(r.stages[0].max_abs, 4000.0);
+  EXPECT_LT(r.stages[1].kurtosis, r.stages[0].kurtosis / 5);  // rotation removes the tails
+  EXPECT_EQ(r.massive_tokens, 1);
+  EXPECT_EQ(r.normal_tokens, 63);
+  EXPECT_GT(r.massive_token_mse, r.normal_token_mse);
+  EXPECT_NE(r.to_string().find("randomized_hadamard"), std::string::npos);
+}
+
+TEST(Pipeline, BadInputs) {
+  const matrix_f x = outlier_activations(8, 64, 1), w = weights(4, 64, 2);
+  const auto p = rotquant::presets::quarot();
+  EXPECT_ROTQUANT_ERROR(p.calibrate(x, weights(4, 32, 1)), "X has 64 features");
+  EXPECT_ROTQUANT_ERROR(p.calibrate(matrix_f(0, 64), w), "need at least one token");
+  matrix_f bad = x;
+  bad(3, 5) = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_ROTQUANT_ERROR(p.calibrate(bad, w), "non-finite value nan at (3, 5)");
+  EXPECT_ROTQUANT_ERROR(
+      rotquant::presets::quarot().calibrate(outlier_activations(8, 18, 1), weights(4, 18, 1)),
+      "18");  // no Hadamard matrix of order 18 exists
+  const auto layer = p.calibrate(x, w);
+  EXPECT_ROTQUANT_ERROR(layer.forward(matrix_f::Zero(3, 32)), "input has 32 features");
+}
+
+}  // namespace
