@@ -202,6 +202,29 @@ TEST(QuantizeActivations, FusedHadamardEqualsRotateThenQuantize) {
       "must divide");
 }
 
+// The fast scale helpers equal the quant/formats.hpp codecs: every float bit pattern in a wide
+// range (stepping the low bits) for UE4M3, every exponent for the power-of-two helpers.
+TEST(QuantizeActivations, FastScaleHelpersMatchFormats) {
+  const std::uint32_t lo = 0x30000000u, hi = 0x44800000u;  // ~4.7e-10 .. 1024
+  const std::uint32_t step = rotquant_test::small_scale() ? 4099u : 61u;
+  for (std::uint32_t b = lo; b < hi; b += step) {
+    float x;
+    std::memcpy(&x, &b, sizeof x);
+    ASSERT_EQ(rotquant::detail::qact_ue4m3_encode(x), rotquant::ue4m3_encode(x)) << x;
+  }
+  for (float x : {0.0f, -1.0f, 1e-45f, 0.015625f, 0.0146484375f, 448.0f, 464.0f, 480.0f, 1e30f})
+    EXPECT_EQ(rotquant::detail::qact_ue4m3_encode(x), rotquant::ue4m3_encode(x)) << x;
+  for (int c = 0; c < 127; ++c)
+    EXPECT_EQ(rotquant::detail::qact_ue4m3_decode(static_cast<std::uint8_t>(c)),
+              rotquant::ue4m3_decode(static_cast<std::uint8_t>(c)));
+  for (int p = -149; p <= 127; ++p) EXPECT_EQ(rotquant::detail::qact_pow2(p), std::ldexp(1.0f, p));
+  for (float a : {1e-44f, 1e-39f, 1.17549435e-38f, 0.3f, 1.0f, 3.9f, 4.0f, 3e38f}) {
+    int ex = 0;
+    (void)std::frexp(a, &ex);
+    EXPECT_EQ(rotquant::detail::qact_floor_log2(a), ex - 1) << a;
+  }
+}
+
 TEST(QuantizeActivations, RejectsBadInput) {
   matrix_f x = random_activations(2, 16, 1);
   packed_activations out;

@@ -97,15 +97,12 @@ ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_
   for (; (b + 1) * 32 <= k; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
     const float amax = qact_hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-    int e = -127;
-    if (amax > 0.0f) {
-      int ex = 0;
-      (void)std::frexp(amax, &ex);
-      e = std::min(std::max(ex - 1 - 2, -127), 127);
-    }
+    const int e = amax > 0.0f
+                      ? std::min(std::max(rotquant::detail::qact_floor_log2(amax) - 2, -127), 127)
+                      : -127;
     bytes[b] = e8m0_from_exponent(e);
-    scales[b] = std::ldexp(1.0f, e - 1);
-    const __m512 mul = _mm512_set1_ps(std::ldexp(1.0f, -e));
+    scales[b] = rotquant::detail::qact_pow2(e - 1);
+    const __m512 mul = _mm512_set1_ps(rotquant::detail::qact_pow2(-e));
     const __m512i q0 = qact_e2m1_x2(_mm512_mul_ps(v0, mul));
     const __m512i q1 = qact_e2m1_x2(_mm512_mul_ps(v1, mul));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 32 * b), _mm512_cvtepi32_epi8(q0));
@@ -125,8 +122,8 @@ ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_row(avx512, const float* x, index_
   for (; (b + 1) * 16 <= k; ++b) {
     const __m512 v = _mm512_loadu_ps(x + 16 * b);
     const float amax = qact_hmax(_mm512_abs_ps(v));
-    const std::uint8_t byte = ue4m3_encode((amax / 6.0f) / ts);
-    const float sb = ue4m3_decode(byte) * ts;
+    const std::uint8_t byte = rotquant::detail::qact_ue4m3_encode((amax / 6.0f) / ts);
+    const float sb = rotquant::detail::qact_ue4m3_decode(byte) * ts;
     bytes[b] = byte;
     scales[b] = sb * 0.5f;
     const __m512i q =

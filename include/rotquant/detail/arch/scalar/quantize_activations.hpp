@@ -4,8 +4,10 @@
 // IWYU pragma: private, include "rotquant/kernels/quantize_activations.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "rotquant/core/dispatch.hpp"
 #include "rotquant/core/matrix.hpp"
@@ -83,6 +85,59 @@ inline std::int32_t qact_asym4_row(const float* x, index_t k, float clip, std::i
   return sum;
 }
 
+/// 2^p as a float, exact for p in [-149, 127] (bit construction in the normal range, the
+/// library call only for subnormal powers).
+inline float qact_pow2(int p) {
+  if (p >= -126 && p <= 127) {
+    const std::uint32_t b = static_cast<std::uint32_t>(p + 127) << 23;
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    return f;
+  }
+  return std::ldexp(1.0f, p);
+}
+
+/// floor(log2(a)) for a finite a > 0 (exponent field for normal a, frexp for subnormal a).
+inline int qact_floor_log2(float a) {
+  std::uint32_t b;
+  std::memcpy(&b, &a, sizeof b);
+  const int field = static_cast<int>((b >> 23) & 0xFF);
+  if (field != 0) return field - 127;
+  int ex = 0;
+  (void)std::frexp(a, &ex);
+  return ex - 1;
+}
+
+/// ue4m3_encode (quant/formats.hpp) for finite x, by bit arithmetic instead of library calls:
+/// x <= 0 -> 0; below 2^-6 the subnormal step 2^-9 (x * 512 is exact, then round half to even
+/// by the 2^23 trick); else round the float mantissa to 3 bits, half to even, and saturate at
+/// 0x7E (448). Same bytes as ue4m3_encode (checked exhaustively over a range in the tests).
+inline std::uint8_t qact_ue4m3_encode(float x) {
+  if (!(x > 0.0f)) return 0x00;
+  if (x < 0.015625f) {
+    const float t = x * 512.0f;
+    const volatile float big = 8388608.0f;  // volatile: keep the rounding add, never fold it
+    return static_cast<std::uint8_t>((t + big) - big);
+  }
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  b = (b + 0x7FFFFu + ((b >> 20) & 1u)) & 0xFFF00000u;
+  const int e = static_cast<int>(b >> 23) - 127 + 7;
+  const int code = (e << 3) | static_cast<int>((b >> 20) & 7u);
+  return static_cast<std::uint8_t>(code > 0x7E ? 0x7E : code);
+}
+
+/// ue4m3_decode by table (the 128 values computed once from quant/formats.hpp).
+inline float qact_ue4m3_decode(std::uint8_t code) {
+  static const auto table = [] {
+    std::array<float, 128> t{};
+    for (int i = 0; i < 128; ++i)
+      t[static_cast<std::size_t>(i)] = ue4m3_decode(static_cast<std::uint8_t>(i));
+    return t;
+  }();
+  return table[code & 0x7F];
+}
+
 /// MXFP4 of one block of k <= 32 floats: writes 2 * E2M1 value of each code (in [-12, 12]),
 /// returns the code sum; the E8M0 byte and the multiplier 2^(e - 1) through the pointers.
 /// `raw` (optional) receives the E2M1 codes.
@@ -91,17 +146,14 @@ inline std::int32_t qact_mxfp4_block(const float* x, index_t k, std::int8_t* cod
                                      std::uint8_t* raw = nullptr) {
   float amax = 0.0f;
   for (index_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-  int e = -127;
-  if (amax > 0.0f) {
-    int ex = 0;
-    (void)std::frexp(amax, &ex);  // amax = f * 2^ex, f in [0.5, 1): floor(log2(amax)) = ex - 1
-    e = std::min(std::max(ex - 1 - 2, -127), 127);
-  }
+  const int e = amax > 0.0f ? std::min(std::max(qact_floor_log2(amax) - 2, -127), 127) : -127;
   *scale_byte = e8m0_from_exponent(e);
-  *scale = std::ldexp(1.0f, e - 1);
+  *scale = qact_pow2(e - 1);
+  // x * 2^-e is the exact product rounded once, the same as ldexp(x, -e).
+  const float mul = qact_pow2(-e);
   std::int32_t sum = 0;
   for (index_t i = 0; i < k; ++i) {
-    const std::uint8_t c = amax > 0.0f ? e2m1_encode(std::ldexp(x[i], -e)) : 0;
+    const std::uint8_t c = amax > 0.0f ? e2m1_encode(x[i] * mul) : 0;
     if (raw) raw[i] = c;
     const int v = e2m1_to_int_x2(c);
     codes[i] = static_cast<std::int8_t>(v);
@@ -121,8 +173,8 @@ inline std::int32_t qact_nvfp4_block(const float* x, index_t k, float ts, std::i
                                      std::uint8_t* raw = nullptr) {
   float amax = 0.0f;
   for (index_t i = 0; i < k; ++i) amax = std::fmax(amax, std::fabs(x[i]));
-  const std::uint8_t byte = ue4m3_encode((amax / 6.0f) / ts);
-  const float sb = ue4m3_decode(byte) * ts;
+  const std::uint8_t byte = qact_ue4m3_encode((amax / 6.0f) / ts);
+  const float sb = qact_ue4m3_decode(byte) * ts;
   *scale_byte = byte;
   *scale = sb * 0.5f;
   std::int32_t sum = 0;

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0
+// bm_quantize.cpp: per-token activation quantize + pack (INT4, INT8, MXFP4, NVFP4) on 2048 x 4096
+// floats, alone and fused with the online Hadamard, vs a plain copy of the same bytes.
+//
+// Counter GB/s counts the float input bytes read (m * k * 4) per second, so every row compares
+// directly with the copy peer (which reads and writes those bytes once).
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <vector>
+
+#include "rotquant/core/rng.hpp"
+#include "rotquant/kernels/quantize_activations.hpp"
+#include "rotquant/transforms/hadamard.hpp"
+
+namespace {
+
+using rotquant::act_format;
+using rotquant::index_t;
+using rotquant::matrix_f;
+
+constexpr index_t M = 2048, K = 4096;
+
+const matrix_f& input() {
+  static const matrix_f x = rotquant::random_normal_matrix<float>(M, K, 42);
+  return x;
+}
+
+void set_rate(benchmark::State& st) {
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(M) * K * 4 * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Peer: memcpy of the float activations (what any pass over them costs at least).
+void BM_copy_f32(benchmark::State& st) {
+  const matrix_f& x = input();
+  std::vector<float> dst(static_cast<std::size_t>(M * K));
+  for (auto _ : st) {
+    std::memcpy(dst.data(), x.data(), dst.size() * sizeof(float));
+    benchmark::DoNotOptimize(dst.data());
+    benchmark::ClobberMemory();
+  }
+  set_rate(st);
+  st.SetLabel("plain copy peer");
+}
+BENCHMARK(BM_copy_f32)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// args: activation format, threads
+void BM_quantize(benchmark::State& st) {
+  const auto f = static_cast<act_format>(st.range(0));
+  rotquant::thread_pool_executor pool(static_cast<int>(st.range(1)));
+  rotquant::packed_activations out;
+  rotquant::quantize_activations(rotquant::view(input()), f, out, 1.0f, 128, &pool);
+  for (auto _ : st) {
+    rotquant::quantize_activations(rotquant::view(input()), f, out, 1.0f, 128, &pool);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string(rotquant::to_string(f)) + " " +
+              rotquant::to_string(rotquant::active_isa()));
+}
+BENCHMARK(BM_quantize)
+    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::qai4dx),
+                    static_cast<int>(act_format::qsi8dx), static_cast<int>(act_format::mxfp4),
+                    static_cast<int>(act_format::nvfp4)},
+                   {1, 2}})
+    ->ArgNames({"fmt", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Fused online Hadamard (n = 4096 whole rows, or 128-blocks) + quantize; args: fmt, n, threads.
+void BM_hadamard_quantize_fused(benchmark::State& st) {
+  const auto f = static_cast<act_format>(st.range(0));
+  const rotquant::hadamard_plan plan(st.range(1));
+  rotquant::thread_pool_executor pool(static_cast<int>(st.range(2)));
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    rotquant::quantize_activations_rotated(rotquant::view(input()), plan, f, out, 1.0f, 0, &pool);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string("fused H") + std::to_string(st.range(1)) + " + " +
+              rotquant::to_string(f));
+}
+BENCHMARK(BM_hadamard_quantize_fused)
+    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::mxfp4)},
+                   {4096, 128},
+                   {1, 2}})
+    ->ArgNames({"fmt", "n", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Unfused reference point: Hadamard over the whole matrix, then quantize (two passes).
+void BM_hadamard_then_quantize(benchmark::State& st) {
+  const rotquant::hadamard_plan plan(st.range(0));
+  matrix_f x = input();
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    st.PauseTiming();
+    x = input();
+    st.ResumeTiming();
+    plan.apply_rows(x.data(), M * (K / st.range(0)), st.range(0));
+    rotquant::quantize_activations(rotquant::view(static_cast<const matrix_f&>(x)),
+                                   act_format::qsi4dx, out);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel("unfused H + qsi4dx");
+}
+BENCHMARK(BM_hadamard_then_quantize)
+    ->Arg(4096)
+    ->Arg(128)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
