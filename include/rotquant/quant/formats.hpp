@@ -2,7 +2,7 @@
 // formats.hpp: scalar codecs for the low-precision element and scale formats (FP4, FP8, E8M0).
 //
 // Every encoder rounds to nearest, ties to even (exact: the rounding is done on an exactly
-// scaled value with std::nearbyint in the default rounding mode), with explicit saturation.
+// scaled value with std::rint in the default rounding mode), with explicit saturation.
 // Formats (testing.md section 2.1):
 //   E2M1  (OCP FP4)  bias 1, magnitudes {0, .5, 1, 1.5, 2, 3, 4, 6}, no Inf/NaN.
 //   E4M3  (OCP "fn") bias 7, max 448, NaN = S.1111.111, no Inf, subnormals down to 2^-9.
@@ -92,10 +92,10 @@ inline std::uint8_t fp8_encode(float x, const fp8_spec& s, bool saturate) {
   std::frexp(a, &ex);  // a = f * 2^ex, f in [0.5, 1): floor(log2 a) = ex - 1, exact
   const int emin = 1 - s.bias;
   int e = std::max(ex - 1, emin);
-  // a / 2^(e - M) is exact (a power-of-two scaling into [0, 2^(M+1))), so nearbyint does the
+  // a / 2^(e - M) is exact (a power-of-two scaling into [0, 2^(M+1))), so rint does the
   // one and only rounding, ties to even.
   const float scaled = std::ldexp(a, s.mantissa_bits - e);
-  int k = static_cast<int>(std::nearbyint(scaled));
+  int k = static_cast<int>(std::rint(scaled));
   const int one = 1 << s.mantissa_bits;
   int code = 0;
   if (k < one) {
@@ -279,9 +279,16 @@ class fp4_format {
     double y = std::fabs(static_cast<double>(x)) / unit_;
     const double top = max_grid();
     if (!(y <= top)) y = top;  // clamp (also catches NaN deterministically)
+    // p = max(floor(log2 y), 1) with y <= top < 2^(max_field + 1): exact comparisons against
+    // powers of two instead of a libm call.
+    static constexpr double pow2[10] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+    static constexpr double inv_pow2[10] = {1,       0.5,      0.25,      0.125,      0.0625,
+                                            0.03125, 0.015625, 0.0078125, 0.00390625, 0.001953125};
     int p = 1;
-    if (y > 0) p = std::max(std::ilogb(y), 1);
-    int k = static_cast<int>(std::nearbyint(std::ldexp(y, m - p)));
+    while (p < max_field && y >= pow2[p + 1]) ++p;
+    // y * 2^(m - p) is exact (a power-of-two scaling), so rint does the one rounding.
+    const double scaled = m >= p ? y * pow2[m - p] : y * inv_pow2[p - m];
+    int k = static_cast<int>(std::rint(scaled));
     const int one = 1 << m;
     if (k < one) {  // only when p == 1: subnormal or zero
       field = 0;

@@ -3,7 +3,7 @@
 // reference quantize / dequantize / fake_quantize, plus one-row reference functions.
 //
 // Every rule is fp32 arithmetic with IEEE division x / s (never a reciprocal multiply) and
-// std::nearbyint in the default rounding mode (ties to even), so the SIMD fast paths of
+// std::rint in the default rounding mode (ties to even), so the SIMD fast paths of
 // kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the
 // "Block rules" and "Integer per-token rules" of the shared contract, algorithms.md 1.7,
 // 3.5-3.6, 4.1):
@@ -438,7 +438,7 @@ inline void asym_from_range(float xmin, float xmax, int levels, quant_params& p)
   ROTQUANT_CHECK(std::isfinite(s),
                  "quantize: the range [" << xmin << ", " << xmax << "] overflows the fp32 scale");
   p.scale = s;
-  p.zero = static_cast<std::int32_t>(std::nearbyint(-xmin / s));
+  p.zero = static_cast<std::int32_t>(std::rint(-xmin / s));
 }
 
 /// Parameters of one INT / FP4 / FP8 scale group from its statistics, with clip ratio `clip`.
@@ -476,7 +476,7 @@ inline quant_params params_from_stats_unchecked(const quantizer& q, const range_
         hi *= clip;
         const float range = searching ? (hi - lo) : std::max(hi - lo, 1e-5f);
         p.scale = range / static_cast<float>(levels);
-        p.zero = static_cast<std::int32_t>(std::nearbyint(-lo / p.scale));
+        p.zero = static_cast<std::int32_t>(std::rint(-lo / p.scale));
       }
       return p;
     }
@@ -490,7 +490,7 @@ inline quant_params params_from_stats_unchecked(const quantizer& q, const range_
       } else {
         p.scale = std::clamp((xmax - xmin) / static_cast<float>(levels), 1e-5f, 1e4f);
         p.zero =
-            static_cast<std::int32_t>(std::nearbyint(std::clamp(-xmin / p.scale, -1e4f, 1e4f)));
+            static_cast<std::int32_t>(std::rint(std::clamp(-xmin / p.scale, -1e4f, 1e4f)));
       }
       return p;
     }
@@ -526,7 +526,7 @@ inline quant_params params_from_stats(const quantizer& q, const range_stats& st,
 
 /// INT code of x (before storage): clamp(rint(x / s) + z, qmin, qmax).
 inline int int_encode(float x, const quant_params& p, int qmin, int qmax) {
-  float t = std::nearbyint(x / p.scale);
+  float t = std::rint(x / p.scale);
   t = std::clamp(t, -1073741824.0f, 1073741824.0f);  // keeps the int conversion defined
   const long long v = static_cast<long long>(t) + p.zero;
   return static_cast<int>(std::clamp<long long>(v, qmin, qmax));
@@ -550,7 +550,7 @@ inline std::uint8_t encode_element(const quantizer& q, float x, const quant_para
     case element_format::mxfp4:
       return e2m1_encode(x * std::ldexp(1.0f, -p.e));
     case element_format::mxint8: {
-      const float t = std::nearbyint(std::ldexp(x, 6 - p.e));
+      const float t = std::rint(std::ldexp(x, 6 - p.e));
       return static_cast<std::uint8_t>(static_cast<int>(std::clamp(t, -127.0f, 127.0f)) & 0xFF);
     }
     case element_format::nvfp4:
@@ -617,26 +617,123 @@ struct region {
   index_t r0, r1, c0, c1;
 };
 
+/// Calls fn(enc) with enc(float x) -> stored code for the format of q under params p; the
+/// format switch and the per-region constants are hoisted out of the element loop. Same
+/// arithmetic as encode_element.
+template <class Fn>
+void with_encoder(const quantizer& q, const quant_params& p, Fn&& fn) {
+  const float s = p.scale;
+  switch (q.format) {
+    case element_format::integer: {
+      const int qmin = int_qmin(q);
+      const int qmax = int_qmax(q);
+      fn([&p, qmin, qmax](float x) {
+        return static_cast<std::uint8_t>(int_encode(x, p, qmin, qmax) & 0xFF);
+      });
+      return;
+    }
+    case element_format::fp4_e2m1:
+      fn([s](float x) { return e2m1_encode(x / s); });
+      return;
+    case element_format::fp4_e1m2:
+    case element_format::fp4_e3m0: {
+      const fp4_format& f = canonical_fp4(fp4_kind_of(q.format));
+      fn([&f, s](float x) { return f.encode(x / s); });
+      return;
+    }
+    case element_format::fp8_e4m3: {
+      const bool sat = q.fp8_saturate;
+      fn([s, sat](float x) { return e4m3_encode(x / s, sat); });
+      return;
+    }
+    case element_format::fp8_e5m2: {
+      const bool sat = q.fp8_saturate;
+      fn([s, sat](float x) { return e5m2_encode(x / s, sat); });
+      return;
+    }
+    case element_format::mxfp4: {
+      const float inv = std::ldexp(1.0f, -p.e);  // exact power of two, e in [-127, 127]
+      fn([inv](float x) { return e2m1_encode(x * inv); });
+      return;
+    }
+    case element_format::mxint8: {
+      const int shift = 6 - p.e;
+      fn([shift](float x) {
+        const float t = std::rint(std::ldexp(x, shift));
+        return static_cast<std::uint8_t>(static_cast<int>(std::clamp(t, -127.0f, 127.0f)) & 0xFF);
+      });
+      return;
+    }
+    case element_format::nvfp4:
+      fn([s](float x) { return s == 0.0f ? std::uint8_t{0} : e2m1_encode(x / s); });
+      return;
+  }
+}
+
+/// Calls fn(dec) with dec(int code) -> value (code as quantized_matrix::code returns it); same
+/// arithmetic as decode_element, with the switch hoisted out of the element loop.
+template <class Fn>
+void with_decoder(const quantizer& q, const quant_params& p, Fn&& fn) {
+  const float s = p.scale;
+  switch (q.format) {
+    case element_format::integer: {
+      const std::int32_t z = p.zero;
+      fn([s, z](int code) { return static_cast<float>(code - z) * s; });
+      return;
+    }
+    case element_format::fp4_e2m1:
+    case element_format::mxfp4:
+    case element_format::nvfp4:
+      fn([s](int code) { return e2m1_decode(static_cast<std::uint8_t>(code)) * s; });
+      return;
+    case element_format::fp4_e1m2:
+    case element_format::fp4_e3m0: {
+      const fp4_format& f = canonical_fp4(fp4_kind_of(q.format));
+      fn([&f, s](int code) { return f.decode(static_cast<std::uint8_t>(code)) * s; });
+      return;
+    }
+    case element_format::fp8_e4m3:
+      fn([s](int code) { return e4m3_decode(static_cast<std::uint8_t>(code)) * s; });
+      return;
+    case element_format::fp8_e5m2:
+      fn([s](int code) { return e5m2_decode(static_cast<std::uint8_t>(code)) * s; });
+      return;
+    case element_format::mxint8: {
+      const int e = p.e;
+      fn([e](int code) { return std::ldexp(static_cast<float>(code), e - 6); });
+      return;
+    }
+  }
+}
+
 /// Encodes a region with params p, writing stored codes through `store(r, c, code)`, and
 /// returns the sum |x^ - x|^norm when `norm` > 0 (else 0).
 template <class Store>
 double encode_region(const quantizer& q, const_matrix_view<float> X, const region& g,
                      const quant_params& p, Store&& store, double norm) {
-  const int qmin = int_qmin(q);
-  const int qmax = int_qmax(q);
   double err = 0;
-  for (index_t r = g.r0; r < g.r1; ++r) {
-    for (index_t c = g.c0; c < g.c1; ++c) {
-      const float x = X(r, c);
-      const std::uint8_t s = encode_element(q, x, p, qmin, qmax);
-      store(r, c, s);
-      if (norm > 0) {
-        const double d = std::fabs(static_cast<double>(decode_element(q, stored_to_code(q, s), p)) -
-                                   static_cast<double>(x));
-        err += norm == 2.0 ? d * d : std::pow(d, norm);
+  if (norm <= 0) {
+    with_encoder(q, p, [&](auto enc) {
+      for (index_t r = g.r0; r < g.r1; ++r) {
+        for (index_t c = g.c0; c < g.c1; ++c) store(r, c, enc(X(r, c)));
       }
-    }
+    });
+    return err;
   }
+  with_encoder(q, p, [&](auto enc) {
+    with_decoder(q, p, [&](auto dec) {
+      for (index_t r = g.r0; r < g.r1; ++r) {
+        for (index_t c = g.c0; c < g.c1; ++c) {
+          const float x = X(r, c);
+          const std::uint8_t s = enc(x);
+          store(r, c, s);
+          const double d =
+              std::fabs(static_cast<double>(dec(stored_to_code(q, s))) - static_cast<double>(x));
+          err += norm == 2.0 ? d * d : std::pow(d, norm);
+        }
+      }
+    });
+  });
   return err;
 }
 
@@ -769,19 +866,24 @@ inline matrix_f dequantize(const quantized_matrix& m) {
           (!m.q.has_zero_point() || static_cast<index_t>(m.zero_points.size()) == nscales),
       "dequantize: buffers do not match a " << m.rows << " x " << m.cols << " " << m.q.name()
                                             << " matrix");
+  ROTQUANT_CHECK(
+      !m.q.is_block_format() || static_cast<index_t>(m.scale_codes.size()) == nscales,
+      "dequantize: " << m.scale_codes.size() << " block scale bytes for " << nscales << " blocks");
   matrix_f out(m.rows, m.cols);
-  for (index_t r = 0; r < m.rows; ++r) {
-    for (index_t c = 0; c < m.cols; ++c) {
-      const index_t k = m.scale_index(r, c);
-      detail::quant_params p;
-      p.scale = m.scales[static_cast<std::size_t>(k)];
-      if (m.q.has_zero_point()) p.zero = m.zero_points[static_cast<std::size_t>(k)];
-      if (m.q.is_block_format() && m.q.format != element_format::nvfp4) {
-        p.e = static_cast<int>(m.scale_codes[static_cast<std::size_t>(k)]) - 127;
-      }
-      out(r, c) = detail::decode_element(m.q, m.code(r, c), p);
+  if (m.rows == 0 || m.cols == 0) return out;
+  detail::for_each_region(m.q, m.rows, m.cols, [&](const detail::region& g, index_t k) {
+    detail::quant_params p;
+    p.scale = m.scales[static_cast<std::size_t>(k)];
+    if (m.q.has_zero_point()) p.zero = m.zero_points[static_cast<std::size_t>(k)];
+    if (m.q.is_block_format() && m.q.format != element_format::nvfp4) {
+      p.e = static_cast<int>(m.scale_codes[static_cast<std::size_t>(k)]) - 127;
     }
-  }
+    detail::with_decoder(m.q, p, [&](auto dec) {
+      for (index_t r = g.r0; r < g.r1; ++r) {
+        for (index_t c = g.c0; c < g.c1; ++c) out(r, c) = dec(m.code(r, c));
+      }
+    });
+  });
   return out;
 }
 
