@@ -4,45 +4,41 @@
 //
 // Every rule is fp32 arithmetic with IEEE division x / s (never a reciprocal multiply) and
 // std::rint in the default rounding mode (ties to even), so the SIMD fast paths of
-// kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the
-// "Block rules" and "Integer per-token rules" of the shared contract, algorithms.md 1.7,
-// 3.5-3.6, 4.1):
-//   INT sym (absmax):  s = absmax * clip / (2^(b-1) - 1); s = 1 if s == 0;
-//                      q = clamp(rint(x / s), -2^(b-1), 2^(b-1) - 1); x^ = q s.
-//   INT asym:          s = (xmax - xmin) / (2^b - 1); z = rint(-xmin / s);
-//                      q = clamp(rint(x / s) + z, 0, 2^b - 1); x^ = (q - z) s, where
-//     range_rule::quarot  per row / per tensor: xmin = min(min x, 0) clip, xmax = max(max x, 0)
-//     clip
-//                         (zero forced in); per group: raw min / max times clip (not forced);
-//                         xmin = xmax = 0 -> [-1, 1].
-//     range_rule::zero_in always forced in;  range_rule::raw never forced in.
-//     range_rule::duquant raw min / max times clip, s clamped to [1e-5, 1e4],
-//                         z = rint(clamp(-xmin / s, -1e4, 1e4)); (symmetric branch:
-//                         s = clamp(max(|xmin|, |xmax|) / (2^(b-1) - 1), 1e-5, 1e4), z = 2^(b-1) -
-//                         1, unsigned codes 0..2^b - 1).
-//     range_rule::gptq    GPTQ/QuaRot WeightQuantizer: xmin = min(min w, 0), xmax = max(max w, 0);
-//                         sym: s = max(max(|xmin|, xmax), 1e-5) clip / (2^(b-1) - 1);
-//                         asym: [-1, 1] if both 0, s = max(clip (xmax - xmin), 1e-5) / (2^b - 1);
-//                         with clip_search::mse the candidate scales are not clamped (as in the
-//                         peer).
-//     A raw range of zero width that is not all zero (a constant group, where the peers would
-//     divide by zero) is widened to include 0; a scale that still underflows to 0 uses [-1, 1].
-//   FP4 (E1M2/E2M1/E3M0): s = absmax * clip / maxval_k (s = 1 if 0), code = encode_k(x / s),
-//     x^ = decode_k(code) s, where maxval_k is the largest value of the format with the IEEE-style
-//     bias 2^(E-1) - 1 (E1M2: 3.5, E2M1: 6 = OCP FP4, E3M0: 16). The effective real-valued
-//     bias of algorithms.md 4.1 is b = b_k - log2(s) (fp4_format::from_maxval(kind, absmax clip)).
-//   FP8 (E4M3/E5M2):   s = absmax * clip / 448 (or 57344), s = 1 if 0, code = e4m3_encode(x / s).
-//   MXFP4:  blocks of 32; e = floor(log2 amax) - 2 clamped to [-127, 127] (all-zero: -127, codes
-//   0);
-//           codes = e2m1_encode(x * 2^-e), scale byte e + 127 (E8M0).
-//   MXINT8: blocks of 32; e = floor(log2 amax) clamped (all-zero: -127); codes =
-//           clamp(rint(x * 2^(6 - e)), -127, 127); x^ = code 2^(e - 6) (OCP MX INT8, 2^-6
-//           implicit).
-//   NVFP4:  blocks of 16; ts = amax(tensor) / (448 * 6) (1 if 0); byte = ue4m3_encode((bamax / 6) /
-//   ts);
-//           sb = ue4m3_decode(byte) ts; codes = e2m1_encode(x / sb) (0 if sb == 0).
-//   Block formats accept a row length that is not a multiple of the block: the last block of
-//   each row is shorter.
+// kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the shared
+// contract's block and integer per-token rules; algorithms.md 1.7, 3.5-3.6, 4.1):
+//
+// INT sym (absmax): s = absmax * clip / (2^(b-1) - 1), s = 1 if s == 0;
+//   q = clamp(rint(x / s), -2^(b-1), 2^(b-1) - 1); x^ = q s.
+// INT asym: s = (xmax - xmin) / (2^b - 1); z = rint(-xmin / s);
+//   q = clamp(rint(x / s) + z, 0, 2^b - 1); x^ = (q - z) s, with [xmin, xmax] from the rule:
+//   range_rule::quarot   per row / per tensor: xmin = min(min x, 0) clip, xmax = max(max x, 0) clip
+//                        (zero forced in); per group: raw min / max times clip (not forced in);
+//                        xmin = xmax = 0 -> [-1, 1].
+//   range_rule::zero_in  always forced in;  range_rule::raw  never forced in.
+//   range_rule::duquant  raw min / max times clip; s clamped to [1e-5, 1e4];
+//                        z = rint(clamp(-xmin / s, -1e4, 1e4)). Symmetric branch:
+//                        s = clamp(max(|xmin|, |xmax|) / (2^(b-1) - 1), 1e-5, 1e4),
+//                        z = 2^(b-1) - 1, unsigned codes 0..2^b - 1.
+//   range_rule::gptq     GPTQ/QuaRot WeightQuantizer: xmin = min(min w, 0), xmax = max(max w, 0);
+//                        sym: s = clip * max(max(|xmin|, xmax), 1e-5) / (2^(b-1) - 1);
+//                        asym: [-1, 1] if both 0, s = max(clip xmax - clip xmin, 1e-5) / (2^b - 1);
+//                        under clip_search::mse the candidates skip the 1e-5 clamp (as the peer).
+//   A zero-width range that is not all zero (a constant group, where the peers divide by zero)
+//   is widened to include 0; a scale that still underflows to 0 uses [-1, 1].
+// FP4 (E1M2 / E2M1 / E3M0): s = absmax * clip / maxval_k (s = 1 if 0); code = encode_k(x / s);
+//   x^ = decode_k(code) s. maxval_k is the top of the format with the IEEE-style bias
+//   2^(E-1) - 1 (E1M2: 3.5, E2M1: 6 = OCP FP4, E3M0: 16). The real-valued bias of
+//   algorithms.md 4.1 is then b = b_k - log2(s), i.e. fp4_format::from_maxval(kind, absmax clip).
+// FP8 (E4M3 / E5M2): s = absmax * clip / 448 (or 57344), s = 1 if 0; code = e4m3_encode(x / s).
+// MXFP4: blocks of 32; e = floor(log2 amax) - 2 clamped to [-127, 127] (all-zero block: e = -127,
+//   codes 0); codes = e2m1_encode(x * 2^-e); scale byte e + 127 (E8M0).
+// MXINT8: blocks of 32; e = floor(log2 amax) clamped (all-zero: -127);
+//   codes = clamp(rint(x * 2^(6 - e)), -127, 127); x^ = code 2^(e - 6) (OCP MX, 2^-6 implicit).
+// NVFP4: blocks of 16; ts = amax(tensor) / (448 * 6) (1 if 0);
+//   byte = ue4m3_encode((block amax / 6) / ts); sb = ue4m3_decode(byte) ts;
+//   codes = e2m1_encode(x / sb) (all 0 if sb == 0).
+// Block formats accept a row length that is not a multiple of the block: the last block of each
+// row is shorter.
 #pragma once
 
 #include <algorithm>
@@ -489,8 +485,7 @@ inline quant_params params_from_stats_unchecked(const quantizer& q, const range_
         p.zero = qmax_sym;
       } else {
         p.scale = std::clamp((xmax - xmin) / static_cast<float>(levels), 1e-5f, 1e4f);
-        p.zero =
-            static_cast<std::int32_t>(std::rint(std::clamp(-xmin / p.scale, -1e4f, 1e4f)));
+        p.zero = static_cast<std::int32_t>(std::rint(std::clamp(-xmin / p.scale, -1e4f, 1e4f)));
       }
       return p;
     }
