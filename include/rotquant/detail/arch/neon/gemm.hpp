@@ -18,6 +18,9 @@
 
 #if ROTQUANT_HAS_NEON
 #include <arm_neon.h>
+// GCC 12 does not make the dot-product intrinsics inlinable under target("+dotprod") (the
+// config.hpp macro); naming the architecture level does work.
+#define ROTQUANT_GEMM_TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #endif
 
 namespace rotquant {
@@ -76,7 +79,7 @@ inline void gemm_neon_unpack(const std::uint8_t* wp, bool fp4, int8x16_t lo[4], 
 
 /// sdot tile: MR rows x one panel.
 template <int MR>
-ROTQUANT_TARGET_NEON_DOTPROD inline void gemm_tile_neon_dot(const gemm_args& g, index_t m0,
+ROTQUANT_GEMM_TARGET_DOTPROD inline void gemm_tile_neon_dot(const gemm_args& g, index_t m0,
                                                             index_t p0) {
   float32x4_t y[MR][4];
   for (int r = 0; r < MR; ++r)
