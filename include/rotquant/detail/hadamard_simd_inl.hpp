@@ -11,8 +11,8 @@
 // butterflies in the same stride order, the same K-combination order, the same final multiply.
 // What changes is only the schedule: the first log2(width) + 3 strides run in registers on 8
 // vectors, strides below a 8 KiB tile finish tile by tile in L1, larger strides run as radix-8/
-// 4/2 passes (three stages per sweep), and the K-combination handles 2 outputs x up to 4
-// vectors of columns per step. Rows are processed one at a time, so a row is read from and
+// 4/2 passes (three stages per sweep), and the K-combination keeps four outputs' sums in
+// flight per vector of columns. Rows are processed one at a time, so a row is read from and
 // written to memory once whatever the batch size.
 // No include guard: meant to be included several times, each time with other macros.
 
@@ -124,44 +124,62 @@ ROTQUANT_HK_TARGET inline void fwht_block(ROTQUANT_HK_TAG tag, S* x, index_t m, 
   if (inner < m) hk_remaining(tag, x, m, inner, scale_last, s);
 }
 
-// K-combination for columns [j0, j0 + C * width) of one row, two outputs per step.
-template <class S, int C>
-ROTQUANT_HK_TARGET inline void hk_combine(ROTQUANT_HK_TAG, const hadamard_kernel_args<S>& a, S* x,
-                                          index_t j0) {
+// U outputs of the K-combination for C vectors of columns: y = sum over g of slot[g] (the
+// signed sums and their negations live in 16 slots per group, so each term is a load and an
+// add; acc + (-c) is bit-identical to the scalar acc - c). One slot index serves C vectors.
+template <class S, int U, int C>
+ROTQUANT_HK_TARGET inline void hk_outputs(ROTQUANT_HK_TAG, const hadamard_kernel_args<S>& a,
+                                          const S* c, S* y, index_t kk) {
   using V = ROTQUANT_HK_OPS<S>;
   using reg = typename V::reg;
   constexpr index_t w = V::width;
-  const index_t k = a.k, m = a.m;
-  S* z = a.scratch;
-  for (index_t t = 0; t < k; ++t)
-    for (int c = 0; c < C; ++c) V::store(z + (t * C + c) * w, V::load(x + t * m + j0 + c * w));
+  const index_t groups = a.k / 4;
+  const std::uint16_t* slot = a.slot + kk * groups;
+  reg acc[U][C];
+  for (int u = 0; u < U; ++u) {
+    const S* src = c + slot[u * groups] * (C * w);
+    for (int v = 0; v < C; ++v) acc[u][v] = V::load(src + v * w);
+  }
+  for (index_t g = 1; g < groups; ++g)
+    for (int u = 0; u < U; ++u) {
+      const S* src = c + slot[u * groups + g] * (C * w);
+      for (int v = 0; v < C; ++v) acc[u][v] = V::add(acc[u][v], V::load(src + v * w));
+    }
   const reg vs = V::set1(a.scale);
-  // k is a multiple of 4 whenever k > 1, so outputs come in pairs.
-  for (index_t kk = 0; kk < k; kk += 2) {
-    const S* b0 = a.sign_bits + kk * k;
-    const S* b1 = b0 + k;
-    reg acc0[C], acc1[C];
-    {
-      const reg s0 = V::set1(b0[0]), s1 = V::set1(b1[0]);
-      for (int c = 0; c < C; ++c) {
-        const reg zc = V::load(z + c * w);
-        acc0[c] = V::flip(zc, s0);
-        acc1[c] = V::flip(zc, s1);
+  for (int u = 0; u < U; ++u)
+    for (int v = 0; v < C; ++v) V::store(y + (kk + u) * a.m + v * w, V::mul(acc[u][v], vs));
+}
+
+// K-combination (scalar header's order) for the columns [j0, j0 + C * width) of one row.
+template <class S, int C>
+ROTQUANT_HK_TARGET inline void hk_combine(ROTQUANT_HK_TAG tag, const hadamard_kernel_args<S>& a,
+                                          S* x, index_t j0) {
+  using V = ROTQUANT_HK_OPS<S>;
+  using reg = typename V::reg;
+  constexpr index_t w = V::width;
+  const index_t m = a.m, groups = a.k / 4;
+  S* c = a.scratch;  // [group][16][C * w]: the eight signed sums, then their negations
+  const reg neg = V::set1(-S(0));
+  for (index_t g = 0; g < groups; ++g)
+    for (int v = 0; v < C; ++v) {
+      const S* z = x + 4 * g * m + j0 + v * w;
+      const reg z0 = V::load(z), z1 = V::load(z + m), z2 = V::load(z + 2 * m),
+                z3 = V::load(z + 3 * m);
+      const reg p = V::add(z0, z1), q = V::sub(z0, z1), r = V::add(z2, z3), t = V::sub(z2, z3);
+      const reg sums[8] = {V::add(p, r), V::add(p, t), V::sub(p, t), V::sub(p, r),
+                           V::add(q, r), V::add(q, t), V::sub(q, t), V::sub(q, r)};
+      S* cg = c + g * 16 * (C * w) + v * w;
+      for (int i = 0; i < 8; ++i) {
+        V::store(cg + i * (C * w), sums[i]);
+        V::store(cg + (8 + i) * (C * w), V::flip(sums[i], neg));
       }
     }
-    for (index_t t = 1; t < k; ++t) {
-      const reg s0 = V::set1(b0[t]), s1 = V::set1(b1[t]);
-      const S* zt = z + t * C * w;
-      for (int c = 0; c < C; ++c) {
-        const reg zc = V::load(zt + c * w);
-        acc0[c] = V::add(acc0[c], V::flip(zc, s0));
-        acc1[c] = V::add(acc1[c], V::flip(zc, s1));
-      }
-    }
-    for (int c = 0; c < C; ++c) {
-      V::store(x + kk * m + j0 + c * w, V::mul(acc0[c], vs));
-      V::store(x + (kk + 1) * m + j0 + c * w, V::mul(acc1[c], vs));
-    }
+  if (C == 1) {
+    index_t kk = 0;
+    for (; kk + 8 <= a.k; kk += 8) hk_outputs<S, 8, C>(tag, a, c, x + j0, kk);
+    if (kk < a.k) hk_outputs<S, 4, C>(tag, a, c, x + j0, kk);
+  } else {
+    for (index_t kk = 0; kk < a.k; kk += 4) hk_outputs<S, 4, C>(tag, a, c, x + j0, kk);
   }
 }
 
@@ -177,12 +195,11 @@ ROTQUANT_HK_TARGET inline void hadamard_rows(ROTQUANT_HK_TAG tag, const hadamard
       for (index_t j = 0; j < a.m; j += hadamard_column_chunk)
         hadamard_combine(scalar{}, a, x, j,
                          a.m - j < hadamard_column_chunk ? a.m - j : hadamard_column_chunk);
-    } else if (a.m >= 4 * w) {
-      for (index_t j = 0; j < a.m; j += 4 * w) hk_combine<S, 4>(tag, a, x, j);
-    } else if (a.m == 2 * w) {
-      hk_combine<S, 2>(tag, a, x, 0);
     } else {
-      hk_combine<S, 1>(tag, a, x, 0);
+      if (a.m >= 2 * w)
+        for (index_t j = 0; j < a.m; j += 2 * w) hk_combine<S, 2>(tag, a, x, j);
+      else
+        hk_combine<S, 1>(tag, a, x, 0);
     }
   }
 }

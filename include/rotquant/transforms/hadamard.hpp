@@ -41,16 +41,10 @@ class hadamard_plan {
     const double s = 1.0 / std::sqrt(static_cast<double>(n));
     scale_d_ = s;
     scale_f_ = static_cast<float>(s);
-    auto bits = [](const detail::sign_matrix& h, auto zero) {
-      using S = decltype(zero);
-      std::vector<S> out(h.entries.size());
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = h.entries[i] > 0 ? S(0) : -S(0);
-      return out;
-    };
-    bits_f_ = bits(h_, 0.0f);
-    bits_d_ = bits(h_, 0.0);
-    bits_ft_ = bits(ht_, 0.0f);
-    bits_dt_ = bits(ht_, 0.0);
+    if (k_ > 1) {
+      tables_[0] = combination_tables(h_);
+      tables_[1] = combination_tables(ht_);
+    }
   }
 
   /// n.
@@ -109,17 +103,38 @@ class hadamard_plan {
     detail::hadamard_kernel_args<S> a;
     a.k = k_;
     a.m = m_;
-    a.h = transposed ? ht_.entries.data() : h_.entries.data();
-    a.sign_bits = sign_bits<S>(transposed);
+    const auto& tab = tables_[transposed ? 1 : 0];
+    a.combo = tab.combo.data();
+    a.negative = tab.negative.data();
+    a.slot = tab.slot.data();
     a.scale = scale<S>();
-    std::vector<S> scratch(k_ > 1 ? static_cast<std::size_t>(k_ * detail::hadamard_column_chunk)
+    std::vector<S> scratch(k_ > 1 ? static_cast<std::size_t>(2 * k_ * detail::hadamard_column_chunk)
                                   : 0);
     a.scratch = scratch.data();
     dispatch([&](auto tag) { detail::arch::hadamard_rows(tag, a, data, rows, stride); });
   }
 
-  template <class S>
-  const S* sign_bits(bool transposed) const;
+  // Per output row k and group g of four base columns: which signed sum (0..7) and its sign.
+  struct combination {
+    std::vector<std::uint8_t> combo, negative;
+    std::vector<std::uint16_t> slot;
+  };
+
+  static combination combination_tables(const detail::sign_matrix& h) {
+    const index_t k = h.order, groups = k / 4;
+    combination t;
+    for (index_t r = 0; r < k; ++r)
+      for (index_t g = 0; g < groups; ++g) {
+        const int lead = h.at(r, 4 * g);
+        int idx = 0;
+        for (int i = 1; i < 4; ++i) idx = 2 * idx + (h.at(r, 4 * g + i) != lead ? 1 : 0);
+        t.combo.push_back(static_cast<std::uint8_t>(idx));
+        t.negative.push_back(lead < 0 ? 1 : 0);
+        t.slot.push_back(static_cast<std::uint16_t>(g * 16 + idx + (lead < 0 ? 8 : 0)));
+      }
+    return t;
+  }
+
   template <class S>
   S scale() const;
 
@@ -128,18 +143,9 @@ class hadamard_plan {
   detail::sign_matrix h_, ht_;
   double scale_d_ = 1.0;
   float scale_f_ = 1.0f;
-  std::vector<float> bits_f_, bits_ft_;
-  std::vector<double> bits_d_, bits_dt_;
+  combination tables_[2];  // for H_K and H_K^T
 };
 
-template <>
-inline const float* hadamard_plan::sign_bits<float>(bool transposed) const {
-  return transposed ? bits_ft_.data() : bits_f_.data();
-}
-template <>
-inline const double* hadamard_plan::sign_bits<double>(bool transposed) const {
-  return transposed ? bits_dt_.data() : bits_d_.data();
-}
 template <>
 inline float hadamard_plan::scale<float>() const {
   return scale_f_;

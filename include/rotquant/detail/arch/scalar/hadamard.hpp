@@ -5,10 +5,15 @@
 // so that all paths agree bit for bit. For one row of n = K * M elements (M = 2^m):
 //  1. each of the K blocks of M gets an unnormalised radix-2 FWHT with strides 1, 2, 4, ...,
 //     M/2 in ascending order, butterfly (a, b) -> (a + b, a - b);
-//  2. if K > 1, every column j gets y[k*M + j] = (((+-z_0) +- z_1) +- z_2 ...) * s, the signs
-//     taken from row k of H_K, summed in ascending order; if K == 1 the last FWHT stage
-//     multiplies both butterfly outputs by s instead (M == 1: x * s).
-// Only +, - and one * by s occur, so FMA contraction cannot change the result.
+//  2. if K > 1 (then K = 4G), column j is combined across blocks in groups of four inputs
+//     z0..z3 = z[4g..4g+3]: p = z0 + z1, q = z0 - z1, r = z2 + z3, t = z2 - z3 and the eight
+//     signed sums c[0..7] = p + r, p + t, p - t, p - r, q + r, q + t, q - t, q - r (every
+//     z0 +- z1 +- z2 +- z3). Output k is then y_k = ((s_0 c_0[i_0]) + s_1 c_1[i_1]) + ... summed
+//     over g ascending, with (i_g, s_g) read off row k of H_K (s_g = sign of its entry 4g; the
+//     index bits say which of entries 4g+1..4g+3 differ from it), and finally y_k * s. This
+//     costs 3K + K^2/4 additions per column instead of K^2.
+//     If K == 1 the last FWHT stage multiplies both butterfly outputs by s (M == 1: x * s).
+// Only +, -, sign flips and one * by s occur, so FMA contraction cannot change the result.
 #pragma once
 // IWYU pragma: private, include "rotquant/transforms/hadamard.hpp"
 
@@ -24,15 +29,16 @@ namespace detail {
 /// What a Hadamard kernel needs to transform rows of n = k * m elements in place.
 template <class S>
 struct hadamard_kernel_args {
-  index_t k = 1;                   // base order K
-  index_t m = 1;                   // power-of-two block length M
-  const std::int8_t* h = nullptr;  // K x K signs (+1/-1), row-major; already transposed
-  const S* sign_bits = nullptr;    // K x K of +0.0 / -0.0 (XOR masks for SIMD paths)
-  S scale = S(1);                  // 1/sqrt(n) rounded to S
-  S* scratch = nullptr;            // >= K * 64 elements of workspace
+  index_t k = 1;                           // base order K
+  index_t m = 1;                           // power-of-two block length M
+  const std::uint8_t* combo = nullptr;     // K x K/4 signed-sum index i_g (0..7), row-major
+  const std::uint8_t* negative = nullptr;  // K x K/4: 1 where s_g = -1
+  const std::uint16_t* slot = nullptr;     // K x K/4: g * 16 + i_g + 8 * (s_g < 0) (SIMD paths)
+  S scale = S(1);                          // 1/sqrt(n) rounded to S
+  S* scratch = nullptr;  // >= 2 K * hadamard_column_chunk and >= 8 K * (SIMD width)
 };
 
-/// Columns per chunk in the K-combination step (scratch holds K * this many elements).
+/// Columns per chunk in the scalar K-combination (scratch holds 2 K times this many elements).
 constexpr index_t hadamard_column_chunk = 64;
 
 namespace arch {
@@ -62,20 +68,42 @@ inline void fwht_block(scalar, S* x, index_t m, bool scale_last, S s) {
   }
 }
 
+/// The eight signed sums z0 +- z1 +- z2 +- z3 of one group, in the order of the file comment.
+template <class S>
+ROTQUANT_ALWAYS_INLINE void hadamard_group_sums(S z0, S z1, S z2, S z3, S* c, index_t step) {
+  const S p = z0 + z1, q = z0 - z1, r = z2 + z3, t = z2 - z3;
+  c[0 * step] = p + r;
+  c[1 * step] = p + t;
+  c[2 * step] = p - t;
+  c[3 * step] = p - r;
+  c[4 * step] = q + r;
+  c[5 * step] = q + t;
+  c[6 * step] = q - t;
+  c[7 * step] = q - r;
+}
+
 /// The K-point combination across the K blocks of one row, columns [j0, j0 + cols).
 template <class S>
 inline void hadamard_combine(scalar, const hadamard_kernel_args<S>& a, S* x, index_t j0,
                              index_t cols) {
-  S* z = a.scratch;
-  for (index_t kk = 0; kk < a.k; ++kk)
-    for (index_t c = 0; c < cols; ++c) z[kk * cols + c] = x[kk * a.m + j0 + c];
+  const index_t groups = a.k / 4;
+  S* c = a.scratch;  // [group][8][cols]
+  for (index_t g = 0; g < groups; ++g)
+    for (index_t j = 0; j < cols; ++j) {
+      const S* z = x + 4 * g * a.m + j0 + j;
+      hadamard_group_sums(z[0], z[a.m], z[2 * a.m], z[3 * a.m], c + g * 8 * cols + j, cols);
+    }
   for (index_t kk = 0; kk < a.k; ++kk) {
-    const std::int8_t* hrow = a.h + kk * a.k;
-    for (index_t c = 0; c < cols; ++c) {
-      S acc = hrow[0] > 0 ? z[c] : -z[c];
-      for (index_t t = 1; t < a.k; ++t)
-        acc = hrow[t] > 0 ? acc + z[t * cols + c] : acc - z[t * cols + c];
-      x[kk * a.m + j0 + c] = acc * a.scale;
+    const std::uint8_t* idx = a.combo + kk * groups;
+    const std::uint8_t* neg = a.negative + kk * groups;
+    for (index_t j = 0; j < cols; ++j) {
+      const S v0 = c[idx[0] * cols + j];
+      S acc = neg[0] ? -v0 : v0;
+      for (index_t g = 1; g < groups; ++g) {
+        const S v = c[(g * 8 + idx[g]) * cols + j];
+        acc = neg[g] ? acc - v : acc + v;
+      }
+      x[kk * a.m + j0 + j] = acc * a.scale;
     }
   }
 }
