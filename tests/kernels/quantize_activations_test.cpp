@@ -72,6 +72,35 @@ TEST(QuantizeActivations, EveryPathBitExactWithScalar) {
   EXPECT_GT(cases, 100u);
 }
 
+// Blocks whose magnitudes span 1e-8 .. 1e4 (tiny NVFP4 block scales reach the UE4M3 subnormal
+// range, MXFP4 exponents span many binades), plus all-zero blocks: every path equal to scalar.
+TEST(QuantizeActivations, WideBlockMagnitudesEveryPathBitExact) {
+  rotquant::rng g(12);
+  for (index_t k : {256, 512 + 48 + 5}) {
+    matrix_f x = random_activations(4, k, 3);
+    for (index_t r = 0; r < x.rows(); ++r)
+      for (index_t b = 0; b * 16 < k; ++b) {
+        const float mag = static_cast<float>(std::pow(10.0, g.uniform() * 12.0 - 8.0));
+        const bool zero = g.uniform() < 0.1;
+        for (index_t c = b * 16; c < std::min(k, (b + 1) * 16); ++c)
+          x(r, c) = zero ? 0.0f : x(r, c) * mag;
+      }
+    for (act_format f : all_formats) {
+      packed_activations ref;
+      {
+        rotquant::scoped_isa force(rotquant::isa::scalar);
+        rotquant::quantize_activations(rotquant::view(x), f, ref, 1.0f, 16);
+      }
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        packed_activations got;
+        rotquant::quantize_activations(rotquant::view(x), f, got, 1.0f, 16);
+        expect_same(got, ref, rotquant::to_string(path));
+      }
+    }
+  }
+}
+
 // Round half to even on exact ties, and the clamp at -8: row amax 7 -> s = 1, so x = n + 0.5
 // are exact ties.
 TEST(QuantizeActivations, TiesRoundHalfToEvenOnEveryPath) {

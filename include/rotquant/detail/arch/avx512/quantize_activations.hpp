@@ -114,20 +114,70 @@ ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_
                                                  scales + b);
 }
 
-/// AVX-512 NVFP4 of one row (blocks of 16, IEEE division x / sb like the scalar rule).
+/// ue4m3_encode of 16 finite values >= 0 (the bit arithmetic of qact_ue4m3_encode, per lane).
+ROTQUANT_TARGET_AVX512 inline __m512i qact_ue4m3_encode16(__m512 x) {
+  const __m512i b0 = _mm512_castps_si512(x);
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i b =
+      _mm512_add_epi32(b0, _mm512_add_epi32(_mm512_set1_epi32(0x7FFFF),
+                                            _mm512_and_si512(_mm512_srli_epi32(b0, 20), one)));
+  b = _mm512_and_si512(b, _mm512_set1_epi32(static_cast<int>(0xFFF00000u)));
+  __m512i normal = _mm512_or_si512(
+      _mm512_slli_epi32(_mm512_sub_epi32(_mm512_srli_epi32(b, 23), _mm512_set1_epi32(120)), 3),
+      _mm512_and_si512(_mm512_srli_epi32(b, 20), _mm512_set1_epi32(7)));
+  normal = _mm512_min_epi32(normal, _mm512_set1_epi32(0x7E));
+  const __m512i sub = _mm512_cvtps_epi32(_mm512_mul_ps(x, _mm512_set1_ps(512.0f)));
+  const __mmask16 is_sub = _mm512_cmp_ps_mask(x, _mm512_set1_ps(0.015625f), _CMP_LT_OQ);
+  const __mmask16 pos = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ);
+  return _mm512_maskz_mov_epi32(pos, _mm512_mask_mov_epi32(normal, is_sub, sub));
+}
+
+/// Exact value of 16 UE4M3 codes (0x00..0x7E).
+ROTQUANT_TARGET_AVX512 inline __m512 qact_ue4m3_decode16(__m512i c) {
+  const __m512i normal = _mm512_or_si512(
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_srli_epi32(c, 3), _mm512_set1_epi32(120)), 23),
+      _mm512_slli_epi32(_mm512_and_si512(c, _mm512_set1_epi32(7)), 20));
+  const __m512 sub = _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(1.0f / 512.0f));
+  const __mmask16 is_sub = _mm512_cmplt_epi32_mask(c, _mm512_set1_epi32(8));
+  return _mm512_mask_mov_ps(_mm512_castsi512_ps(normal), is_sub, sub);
+}
+
+/// AVX-512 NVFP4 of one row (blocks of 16, IEEE division x / sb like the scalar rule). Block
+/// scales are computed 16 blocks at a time in vector lanes; same bits as the scalar rule.
 ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_row(avx512, const float* x, index_t k, float ts,
                                                   std::int8_t* codes, std::uint8_t* bytes,
                                                   float* scales, std::int32_t* sums) {
   index_t b = 0;
+  alignas(64) float amax[16];
+  alignas(64) float sb[16];
+  const __m512 vts = _mm512_set1_ps(ts);
+  for (; (b + 16) * 16 <= k; b += 16) {
+    for (int j = 0; j < 16; ++j)
+      amax[j] = qact_hmax(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * (b + j))));
+    const __m512 t = _mm512_div_ps(_mm512_div_ps(_mm512_load_ps(amax), _mm512_set1_ps(6.0f)), vts);
+    const __m512i code = qact_ue4m3_encode16(t);
+    const __m512 s = _mm512_mul_ps(qact_ue4m3_decode16(code), vts);
+    _mm512_store_ps(sb, s);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes + b), _mm512_cvtepi32_epi8(code));
+    _mm512_storeu_ps(scales + b, _mm512_mul_ps(s, _mm512_set1_ps(0.5f)));
+    for (int j = 0; j < 16; ++j) {
+      const __m512i q = sb[j] == 0.0f
+                            ? _mm512_setzero_si512()
+                            : qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + 16 * (b + j)),
+                                                         _mm512_set1_ps(sb[j])));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 16 * (b + j)), _mm512_cvtepi32_epi8(q));
+      sums[b + j] = qact_hsum(q);
+    }
+  }
   for (; (b + 1) * 16 <= k; ++b) {
     const __m512 v = _mm512_loadu_ps(x + 16 * b);
-    const float amax = qact_hmax(_mm512_abs_ps(v));
-    const std::uint8_t byte = rotquant::detail::qact_ue4m3_encode((amax / 6.0f) / ts);
-    const float sb = rotquant::detail::qact_ue4m3_decode(byte) * ts;
+    const float a = qact_hmax(_mm512_abs_ps(v));
+    const std::uint8_t byte = rotquant::detail::qact_ue4m3_encode((a / 6.0f) / ts);
+    const float sbb = rotquant::detail::qact_ue4m3_decode(byte) * ts;
     bytes[b] = byte;
-    scales[b] = sb * 0.5f;
+    scales[b] = sbb * 0.5f;
     const __m512i q =
-        sb == 0.0f ? _mm512_setzero_si512() : qact_e2m1_x2(_mm512_div_ps(v, _mm512_set1_ps(sb)));
+        sbb == 0.0f ? _mm512_setzero_si512() : qact_e2m1_x2(_mm512_div_ps(v, _mm512_set1_ps(sbb)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 16 * b), _mm512_cvtepi32_epi8(q));
     sums[b] = qact_hsum(q);
   }
