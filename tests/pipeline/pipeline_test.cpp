@@ -112,3 +112,38 @@ TEST(Pipeline, BadInputs) {
 }
 
 }  // namespace
+
+namespace {
+
+// forward() through the packed kernels agrees with fake quantization for every kernel format.
+TEST(Pipeline, KernelPathMatchesFakeQuant) {
+  const rotquant::index_t c = 256;
+  const matrix_f x = outlier_activations(19, c, 11), w = weights(40, c, 12);
+  struct pair_case {
+    rotquant::quantizer w, a;
+  };
+  const std::vector<pair_case> cases = {
+      {rotquant::presets::w4_per_channel(), rotquant::presets::a4_per_token()},
+      {rotquant::presets::w4_per_channel(), rotquant::quantizer::quarot_activation(4, false)},
+      {rotquant::quantizer::int_sym(4, rotquant::granularity::per_group, 64),
+       rotquant::quantizer::int_sym(4, rotquant::granularity::per_group, 64)},
+      {rotquant::presets::w4_per_channel(), rotquant::quantizer::int_sym(8)},
+      {rotquant::quantizer::mxfp4(), rotquant::quantizer::mxfp4()},
+      {rotquant::quantizer::nvfp4(), rotquant::quantizer::nvfp4()},
+      {rotquant::presets::w4_per_channel(), rotquant::presets::a4_per_token(0.9f)},
+  };
+  for (const auto& k : cases) {
+    const auto layer = rotquant::presets::quarot(3, k.w, k.a).calibrate(x, w);
+    ASSERT_TRUE(layer.has_kernel()) << k.w.name() << " x " << k.a.name();
+    const matrix_f yk = layer.forward(x, rotquant::execution::kernel);
+    const matrix_f yf = layer.forward(x, rotquant::execution::fake_quant);
+    // Same integer products; only the float accumulation order differs.
+    EXPECT_LE((yk - yf).cwiseAbs().maxCoeff(), 1e-4f * yf.cwiseAbs().maxCoeff())
+        << k.w.name() << " x " << k.a.name();
+  }
+  const auto dq = rotquant::presets::duquant(1, 64).calibrate(x, w);  // asymmetric weights
+  EXPECT_FALSE(dq.has_kernel());
+  EXPECT_ROTQUANT_ERROR(dq.forward(x, rotquant::execution::kernel), "no kernel for weights");
+}
+
+}  // namespace

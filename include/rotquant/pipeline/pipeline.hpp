@@ -18,6 +18,8 @@
 
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
+#include "rotquant/core/threading.hpp"
+#include "rotquant/kernels/gemm.hpp"
 #include "rotquant/pipeline/report.hpp"
 #include "rotquant/pipeline/stages.hpp"
 #include "rotquant/quant/metrics.hpp"
@@ -25,6 +27,39 @@
 #include "rotquant/transforms/transform.hpp"
 
 namespace rotquant {
+
+/// How quantized_linear::forward computes: through the packed kernels when the quantizer pair
+/// has one (automatic), or always by fake quantization in float.
+enum class execution { automatic, fake_quant, kernel };
+
+namespace detail {
+
+/// The kernels' activation format for an activation quantizer, if there is one.
+inline bool kernel_act_format(const quantizer& q, act_format& f) {
+  if (q.format == element_format::mxfp4) return f = act_format::mxfp4, true;
+  if (q.format == element_format::nvfp4) return f = act_format::nvfp4, true;
+  if (q.format != element_format::integer || q.search != clip_search::none) return false;
+  if (q.rule != range_rule::quarot) return false;
+  if (q.bits == 4 && q.symmetric && q.gran == granularity::per_row)
+    return f = act_format::qsi4dx, true;
+  if (q.bits == 4 && !q.symmetric && q.gran == granularity::per_row)
+    return f = act_format::qai4dx, true;
+  if (q.bits == 4 && q.symmetric && q.gran == granularity::per_group && q.group_size % 8 == 0)
+    return f = act_format::qsi4dg, true;
+  if (q.bits == 8 && q.symmetric && q.gran == granularity::per_row)
+    return f = act_format::qsi8dx, true;
+  return false;
+}
+
+/// True if the kernels can run weights quantized by q (pack_weights(quantized_matrix)).
+inline bool kernel_weight_format(const quantizer& q, index_t cols) {
+  if (q.format == element_format::mxfp4 || q.format == element_format::nvfp4) return true;
+  return q.format == element_format::integer && q.bits == 4 && q.signed_int_codes() &&
+         (q.gran == granularity::per_row ||
+          (q.gran == granularity::per_group && q.group_size % 8 == 0 && cols % q.group_size == 0));
+}
+
+}  // namespace detail
 
 /// A calibrated linear layer Y = X W^T: owns the online part M of the transform, the folded and
 /// quantized weight W M^{-T}, and the activation quantizer.
@@ -48,7 +83,21 @@ class quantized_linear {
     const matrix_f folded = online_.num_stages() ? online_.fold_into_weight(weight) : weight;
     weight_codes_ = rotquant::quantize(weight_quantizer_, folded);
     weight_dequantized_ = dequantize(weight_codes_);
+    if (detail::kernel_act_format(activation_quantizer_, act_format_) &&
+        detail::kernel_weight_format(weight_quantizer_, in_)) {
+      try {
+        packed_ = pack_weights(weight_codes_);
+        has_kernel_ = true;
+      } catch (const rotquant::error&) {
+        has_kernel_ = false;  // e.g. incompatible scale blocks: fake quantization only
+      }
+    }
   }
+
+  /// True if forward() runs the packed W4A4 / W4A8 kernels (kernels/gemm.hpp).
+  bool has_kernel() const { return has_kernel_; }
+  /// The packed weights (valid when has_kernel()).
+  const packed_weights& packed() const { return packed_; }
 
   index_t in_features() const { return in_; }
   index_t out_features() const { return out_; }
@@ -67,9 +116,25 @@ class quantized_linear {
     return online_.num_stages() ? online_.apply(x) : x;
   }
 
-  /// Y = Q_a(X M) (Q_w(W M^{-T}))^T in float (fake quantization), [T, out].
-  matrix_f forward(const matrix_f& x) const {
-    const matrix_f xq = fake_quantize(activation_quantizer_, transform_input(x));
+  /// Y = Q_a(X M) (Q_w(W M^{-T}))^T, [T, out]. With execution::automatic the packed kernels
+  /// run when has_kernel() (integer products exact, float epilogue: results agree with the
+  /// fake-quant path to float rounding of the accumulation order), else fake quantization in
+  /// float. execution::kernel throws rotquant::error when there is no kernel for the quantizers.
+  matrix_f forward(const matrix_f& x, execution how = execution::automatic,
+                   executor* ex = nullptr) const {
+    const matrix_f xt = transform_input(x);
+    if (how == execution::kernel)
+      ROTQUANT_CHECK(has_kernel_, "quantized_linear: no kernel for weights '"
+                                      << weight_quantizer_.name() << "' x activations '"
+                                      << activation_quantizer_.name() << "'");
+    if (has_kernel_ && how != execution::fake_quant) {
+      check_finite(xt, "quantized_linear::forward: X");
+      matrix_f out(xt.rows(), out_);
+      linear_w4a4(view(xt), packed_, view(out), act_format_, gemm_epilogue{}, ex,
+                  activation_quantizer_.clip, activation_quantizer_.group_size);
+      return out;
+    }
+    const matrix_f xq = fake_quantize(activation_quantizer_, xt);
     return xq * weight_dequantized_.transpose();
   }
 
@@ -79,7 +144,7 @@ class quantized_linear {
     check_finite(x, "quantized_linear::report: X");
     linear_report r;
     const matrix_f y_ref = x * reference_weight_.transpose();
-    const matrix_f y = forward(x);
+    const matrix_f y = forward(x, execution::fake_quant);
     r.output_mse = mse(y_ref, y);
     r.output_sqnr_db = sqnr_db(y_ref, y);
     r.output_max_abs_error = max_abs_error(y_ref, y);
@@ -119,6 +184,9 @@ class quantized_linear {
   matrix_f reference_weight_;
   quantized_matrix weight_codes_;
   matrix_f weight_dequantized_;
+  bool has_kernel_ = false;
+  act_format act_format_ = act_format::qsi4dx;
+  packed_weights packed_;
 };
 
 /// A recipe: stages applied in order during calibration; the last must be stages::quantize<...>.
