@@ -116,7 +116,7 @@ constexpr act_format all_acts[] = {act_format::qsi4dx, act_format::qai4dx, act_f
 // {1, 2, 3, 5, 17}, N around the panel width, K with tails; bit-exact with the int64 reference.
 TEST(Gemm, EveryPathAndFormatBitExactWithInt64Reference) {
   const std::vector<index_t> ks = rotquant_test::small_scale()
-                                      ? std::vector<index_t>{1, 17, 64, 136}
+                                      ? std::vector<index_t>{1, 17, 136}
                                       : std::vector<index_t>{1, 3, 8, 17, 31, 64, 100, 129, 264};
   std::size_t cases = 0, nonzero = 0, total = 0;
   std::uint64_t seed = 1;
