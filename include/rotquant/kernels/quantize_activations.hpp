@@ -77,7 +77,7 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
       }
       break;
     case act_format::qai4dx:
-      su[0] = qact_asym4_row(x, k, clip, c, sc, out.zero_points.data() + r);
+      su[0] = arch::qact_asym4_row(tag, x, k, clip, c, sc, out.zero_points.data() + r);
       break;
     case act_format::mxfp4:
       arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su);

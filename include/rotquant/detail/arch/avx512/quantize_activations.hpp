@@ -87,6 +87,48 @@ ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2(__m512 v) {
   return _mm512_mask_sub_epi32(m, neg, zero, m);
 }
 
+/// AVX-512 asymmetric INT4 of one row (QuaRot rule, zero forced in): exact min / max, the
+/// scalar scale and zero point, then rint(x / s) (vrndscaleps, half to even) + z clamped to
+/// [0, 15], stored as q - z. Same bits as the scalar rule.
+ROTQUANT_TARGET_AVX512 inline std::int32_t qact_asym4_row(avx512, const float* x, index_t k,
+                                                          float clip, std::int8_t* codes,
+                                                          float* scale, std::int32_t* zero) {
+  __m512 mn = _mm512_setzero_ps(), mx = mn;
+  for (index_t i = 0; i < k; i += 16) {
+    const index_t n = k - i < 16 ? k - i : 16;
+    const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), x + i);
+    mn = _mm512_min_ps(mn, v);
+    mx = _mm512_max_ps(mx, v);
+  }
+  float xmin = -qact_hmax(_mm512_sub_ps(_mm512_setzero_ps(), mn)) * clip;
+  float xmax = qact_hmax(mx) * clip;
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  const float s = (xmax - xmin) / 15.0f;
+  const int z = static_cast<int>(std::nearbyint(-xmin / s));
+  *scale = s;
+  *zero = z;
+  const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(static_cast<float>(z));
+  const __m512 hi = _mm512_set1_ps(15.0f);
+  const __m512i iz = _mm512_set1_epi32(z);
+  __m512i acc = _mm512_setzero_si512();
+  for (index_t i = 0; i < k; i += 16) {
+    const index_t n = k - i < 16 ? k - i : 16;
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
+    const __m512 r =
+        _mm512_add_ps(_mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), vs),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                      vz);
+    const __m512i q = _mm512_maskz_sub_epi32(
+        m, _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, _mm512_setzero_ps()), hi)), iz);
+    acc = _mm512_add_epi32(acc, q);
+    _mm512_mask_cvtepi32_storeu_epi8(codes + i, m, q);
+  }
+  return qact_hsum(acc);
+}
+
 /// AVX-512 MXFP4 of one row (blocks of 32; a partial last block goes to the scalar rule).
 /// Multiplying by the float 2^-e equals ldexp(x, -e): both are the exact product rounded once
 /// (2^-e is exactly representable for e in [-127, 127]). Same bits as the scalar rule.

@@ -193,6 +193,12 @@ inline std::int32_t qact_nvfp4_block(const float* x, index_t k, float ts, std::i
 namespace detail {
 namespace arch {
 
+/// Asymmetric INT4 of one row (QuaRot rule), see rotquant::detail::qact_asym4_row.
+inline std::int32_t qact_asym4_row(scalar, const float* x, index_t k, float clip,
+                                   std::int8_t* codes, float* scale, std::int32_t* zero) {
+  return rotquant::detail::qact_asym4_row(x, k, clip, codes, scale, zero);
+}
+
 /// MXFP4 of one row (blocks of 32, the last may be partial): codes, E8M0 bytes, multipliers
 /// 2^(e - 1) and code sums per block.
 inline void qact_mxfp4_row(scalar, const float* x, index_t k, std::int8_t* codes,
