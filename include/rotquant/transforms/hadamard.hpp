@@ -10,7 +10,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "rotquant/core/dispatch.hpp"
@@ -27,12 +29,15 @@ namespace rotquant {
 ///
 /// Construction factors n (O(K^2) to build H_K) and throws rotquant::error for a size with no
 /// construction, naming the factorisation and the nearest options. The plan is immutable and
-/// may be shared between threads. apply_rows costs O(n log2(n/K) + n K) per row.
+/// may be shared between threads. apply_rows costs n log2(n/K) + n (K/4 + 3) additions per row
+/// and, when K > 1, allocates one workspace of 2 K * 64 elements per call.
 class hadamard_plan {
  public:
   /// n >= 1 of the form K * 2^m (K = 1, a QuaRot/SpinQuant/DFRot base, or a Paley order).
   explicit hadamard_plan(index_t n) : n_(n) {
     const auto f = detail::factor_hadamard(n, "hadamard_plan");
+    ROTQUANT_CHECK(f.k < 16384, "hadamard_plan: n = " << n << " needs a base of order K = " << f.k
+                                                      << "; bases above 16380 are not supported");
     k_ = f.k;
     m_ = f.m;
     construction_ = detail::construction_for(k_);
@@ -108,9 +113,10 @@ class hadamard_plan {
     a.negative = tab.negative.data();
     a.slot = tab.slot.data();
     a.scale = scale<S>();
-    std::vector<S> scratch(k_ > 1 ? static_cast<std::size_t>(2 * k_ * detail::hadamard_column_chunk)
-                                  : 0);
-    a.scratch = scratch.data();
+    // Uninitialised on purpose: every element is written before it is read.
+    std::unique_ptr<S[]> scratch(
+        k_ > 1 ? new S[static_cast<std::size_t>(2 * k_ * detail::hadamard_column_chunk)] : nullptr);
+    a.scratch = scratch.get();
     dispatch([&](auto tag) { detail::arch::hadamard_rows(tag, a, data, rows, stride); });
   }
 

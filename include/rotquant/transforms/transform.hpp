@@ -380,7 +380,8 @@ class transform {
                                          << " columns, the transform dimension is " << dim_);
     const index_t rows = x.rows();
     if (rows == 0 || stages_.empty()) return;
-    const index_t grain = std::max<index_t>(1, 16384 / dim_);
+    // Chunks of rows large enough that per-chunk setup (Hadamard workspace) is amortised.
+    const index_t grain = std::max<index_t>(8, 65536 / dim_);
     parallel_for(
         0, rows, grain,
         [&](index_t lo, index_t hi) {
