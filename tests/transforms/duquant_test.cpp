@@ -250,6 +250,28 @@ TEST(DuquantSearch, FastEqualsStraightforwardOnPlantedOutliersAndTies) {
   EXPECT_LT(fast_work * 2, full_work) << fast_work << " vs " << full_work;
 }
 
+TEST(DuquantSearch, FastEqualsStraightforwardOnGaussianRows) {
+  // Rows of similar norm: the bound prunes little and the fast path switches to visiting every
+  // row in memory order for such steps; the results must not change.
+  const int cases = rotquant_test::scaled(12, 3);
+  for (int n = 0; n < cases; ++n) {
+    const index_t b = n % 2 == 0 ? 8 : 32;
+    matrix_f x =
+        rotquant::random_normal_matrix<float>(16 + n, 4 * b, static_cast<std::uint64_t>(n));
+    if (n % 3 == 1) x(n % 16, 3) = 25.0f;  // one outlier: pruning first, then bulk steps
+    rotquant::duquant_search_options so;
+    so.block_size = b;
+    so.steps = 48;
+    const std::vector<matrix_d> rots{rotquant::duquant_rotation(
+        rotquant::duquant_random_q(b - 1, 4, static_cast<std::uint64_t>(n)))};
+    const auto fast = rotquant::duquant_rotation_search(x, so, rots);
+    so.exhaustive = true;
+    const auto slow = rotquant::duquant_rotation_search(x, so, rots);
+    SCOPED_TRACE(::testing::Message() << "case " << n);
+    expect_identical(fast.searches[0], slow.searches[0]);
+  }
+}
+
 TEST(DuquantSearch, TiesResolveToFirstOccurrence) {
   // Every view row identical: every step's max and min are tied across all rows, the winner
   // is row 0, so the swap index is always 0 (released code) on both paths.

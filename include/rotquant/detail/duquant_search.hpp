@@ -154,23 +154,42 @@ void duquant_greedy_impl(Tag tag, const float* data, index_t rows, index_t strid
   const double g = duquant_step_growth(rot_f);
   // G_j bounds ||y_j|| / ||y_0||; the factor covers the rounding of the double norm itself.
   double growth = 1.0 + 1e-10;
+  const auto bring_up_to_date = [&](index_t r, index_t j) {
+    index_t& p = progress[static_cast<std::size_t>(r)];
+    float* row = work.data() + r * b;
+    if (p < 0) {
+      for (index_t c = 0; c < b; ++c) row[c] = data[r * stride + c];
+      p = 0;
+    }
+    for (; p < j; ++p) {
+      arch::duquant_rotate_row(tag, rot_f.data(), b, out.swaps[static_cast<std::size_t>(p)], row,
+                               scratch.data());
+      ++out.row_steps;
+    }
+    return row;
+  };
+  index_t needed = 0;  // rows the last step had to look at
   for (index_t j = 0; j <= steps; ++j) {
     reset(mx, mn);
-    for (const index_t r : order) {
-      const double bound = norm[static_cast<std::size_t>(r)] * growth;
-      if (bound < static_cast<double>(mx.v) && -bound > static_cast<double>(mn.v)) break;
-      index_t& p = progress[static_cast<std::size_t>(r)];
-      float* row = work.data() + r * b;
-      if (p < 0) {
-        for (index_t c = 0; c < b; ++c) row[c] = data[r * stride + c];
-        p = 0;
+    if (2 * needed > rows) {
+      // The bound prunes little (e.g. Gaussian-like rows of similar norm): visit every row in
+      // memory order (same extremes: ties go by flat index), then count the rows the ordered
+      // pass would have needed with the final extremes.
+      for (index_t r = 0; r < rows; ++r) duquant_scan_row(bring_up_to_date(r, j), b, r * b, mx, mn);
+      const double thr = std::min(static_cast<double>(mx.v), -static_cast<double>(mn.v));
+      needed = 0;
+      while (needed < rows &&
+             norm[static_cast<std::size_t>(order[static_cast<std::size_t>(needed)])] * growth >=
+                 thr)
+        ++needed;
+    } else {
+      needed = 0;
+      for (const index_t r : order) {
+        const double bound = norm[static_cast<std::size_t>(r)] * growth;
+        if (bound < static_cast<double>(mx.v) && -bound > static_cast<double>(mn.v)) break;
+        duquant_scan_row(bring_up_to_date(r, j), b, r * b, mx, mn);
+        ++needed;
       }
-      for (; p < j; ++p) {
-        arch::duquant_rotate_row(tag, rot_f.data(), b, out.swaps[static_cast<std::size_t>(p)], row,
-                                 scratch.data());
-        ++out.row_steps;
-      }
-      duquant_scan_row(row, b, r * b, mx, mn);
     }
     out.peaks.push_back(mx.v - mn.v);
     if (j == steps) break;
