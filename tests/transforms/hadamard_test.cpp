@@ -401,6 +401,33 @@ TEST(HadamardPlan, ViewApplyRespectsStride) {
   }
 }
 
+TEST(HadamardPlan, OutOfPlaceEqualsInPlace) {
+  for (index_t n : {64, 40 * 32}) {
+    rotquant::hadamard_plan p(n);
+    const index_t rows = 37, ss = n + 3, ds = n + 5;
+    const matrix_f src = rotquant::random_normal_matrix<float>(rows, ss, 8);
+    for (bool tr : {false, true}) {
+      matrix_f want = src;
+      if (tr)
+        p.apply_rows_transposed(want.data(), rows, ss);
+      else
+        p.apply_rows(want.data(), rows, ss);
+      matrix_f dst = matrix_f::Constant(rows, ds, 5.0f);
+      p.apply_rows(src.data(), ss, dst.data(), ds, rows, tr);
+      EXPECT_TRUE(dst.leftCols(n) == want.leftCols(n)) << n << " " << tr;
+      EXPECT_TRUE((dst.rightCols(5).array() == 5.0f).all());
+      matrix_f same = src;
+      p.apply_rows(same.data(), ss, same.data(), ss, rows, tr);
+      EXPECT_TRUE(same == want);
+    }
+  }
+  rotquant::hadamard_plan p(16);
+  std::vector<float> buf(64);
+  EXPECT_ROTQUANT_ERROR(p.apply_rows(buf.data(), 16, buf.data() + 8, 16, 2), "dst overlaps src");
+  EXPECT_ROTQUANT_ERROR(p.apply_rows(buf.data(), 16, buf.data(), 20, 2), "different stride");
+  EXPECT_ROTQUANT_ERROR(p.apply_rows(buf.data(), 8, buf.data() + 32, 16, 2), "strides 8 (src)");
+}
+
 TEST(HadamardPlan, RandomizedHadamardIsQuaRotForm) {
   const index_t n = 12 * 8;
   const auto d = rotquant::random_signs<double>(n, 42);

@@ -8,6 +8,7 @@
 // construction reaches are built on demand; every other n is an error, never padded.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -75,6 +76,38 @@ class hadamard_plan {
   template <class S>
   void apply_rows_transposed(S* data, index_t rows, index_t stride) const {
     run(data, rows, stride, true, "hadamard_plan::apply_rows_transposed");
+  }
+
+  /// Out of place: dst row r = T_n (src row r) (or T_n^T when transposed), rows of n elements,
+  /// src_stride / dst_stride >= n. dst may be src itself (same stride: in place) but must not
+  /// otherwise overlap it. Rows are copied and transformed in chunks that stay in cache, so a
+  /// batch beyond the caches is read and written once. Same bits as the in-place form.
+  template <class S>
+  void apply_rows(const S* src, index_t src_stride, S* dst, index_t dst_stride, index_t rows,
+                  bool transposed = false) const {
+    const char* who = "hadamard_plan::apply_rows (out of place)";
+    ROTQUANT_CHECK(rows >= 0, who << ": negative row count " << rows);
+    ROTQUANT_CHECK(src_stride >= n_ && dst_stride >= n_,
+                   who << ": strides " << src_stride << " (src) and " << dst_stride
+                       << " (dst) must be >= the transform size " << n_);
+    ROTQUANT_CHECK((src != nullptr && dst != nullptr) || rows == 0,
+                   who << ": null data with " << rows << " rows");
+    if (rows == 0) return;
+    if (src == dst) {
+      ROTQUANT_CHECK(src_stride == dst_stride, who << ": dst aliases src with a different stride");
+      run(dst, rows, dst_stride, transposed, who);
+      return;
+    }
+    const S* src_end = src + (rows - 1) * src_stride + n_;
+    const S* dst_end = dst + (rows - 1) * dst_stride + n_;
+    ROTQUANT_CHECK(src_end <= dst || dst_end <= src, who << ": dst overlaps src");
+    const index_t chunk = n_ >= 16384 ? 4 : 65536 / n_;
+    for (index_t r0 = 0; r0 < rows; r0 += chunk) {
+      const index_t cnt = rows - r0 < chunk ? rows - r0 : chunk;
+      for (index_t r = r0; r < r0 + cnt; ++r)
+        std::copy(src + r * src_stride, src + r * src_stride + n_, dst + r * dst_stride);
+      run(dst + r0 * dst_stride, cnt, dst_stride, transposed, who);
+    }
   }
 
   /// Same as apply_rows / apply_rows_transposed on a strided view (X: [rows, n]).
