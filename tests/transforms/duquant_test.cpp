@@ -475,6 +475,33 @@ TEST(DuquantTransform, RandomPermutationAblationAndSeeds) {
               rotquant::duquant_rotation(rotquant::duquant_random_q(7, 2, 1)));
 }
 
+TEST(DuquantTransform, SuppliedQPrimesFollowTheDocumentedDrawOrder) {
+  // Paper mode, p = 1, K = 4: draws d = 0..7, search-major then block order, stream d.
+  const index_t b = 8, k = 4;
+  const matrix_f x = make_activation(12, k * b, b, 21, false);
+  rotquant::duquant_options opt;
+  opt.block_size = b;
+  opt.rotation_steps = 12;
+  opt.mode = rotquant::duquant_mode::paper;
+  opt.seed = 5;
+  const auto drawn = rotquant::duquant(x, opt);
+  for (std::uint64_t d = 0; d < 2 * k; ++d)
+    opt.q_primes.push_back(rotquant::duquant_random_q(b - 1, 5, d));
+  const auto supplied = rotquant::duquant(x, opt);
+  expect_identical(supplied, drawn);
+  ASSERT_EQ(drawn.rotations.size(), 2u);
+  EXPECT_TRUE(drawn.rotations[1].searches[2].rot == rotquant::duquant_rotation(opt.q_primes[6]));
+  // Independent blocks: a block's search only sees its own columns.
+  matrix_f y = x;
+  y.middleCols(b, b).setZero();
+  opt.q_primes.clear();
+  opt.permutation_times = 0;
+  const auto a0 = rotquant::duquant(x, opt);
+  const auto a1 = rotquant::duquant(y, opt);
+  expect_identical(a0.rotations[0].searches[0], a1.rotations[0].searches[0]);
+  expect_identical(a0.rotations[0].searches[2], a1.rotations[0].searches[2]);
+}
+
 TEST(DuquantErrors, BadInputsAreRejectedWithClearMessages) {
   const matrix_f x = make_activation(8, 32, 8, 1, false);
   rotquant::duquant_options opt;

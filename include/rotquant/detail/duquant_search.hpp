@@ -153,7 +153,11 @@ void duquant_greedy_impl(Tag tag, const float* data, index_t rows, index_t strid
   std::vector<index_t> progress(static_cast<std::size_t>(rows), -1);
   const double g = duquant_step_growth(rot_f);
   // G_j bounds ||y_j|| / ||y_0||; the factor covers the rounding of the double norm itself.
+  // `slack` covers absolute errors from subnormal results (2^-149 per rounding, B per step),
+  // which the relative bound does not.
   double growth = 1.0 + 1e-10;
+  double slack = 0.0;
+  const double subnormal_step = std::ldexp(1.0, -149) * static_cast<double>(2 * b);
   const auto bring_up_to_date = [&](index_t r, index_t j) {
     index_t& p = progress[static_cast<std::size_t>(r)];
     float* row = work.data() + r * b;
@@ -179,13 +183,14 @@ void duquant_greedy_impl(Tag tag, const float* data, index_t rows, index_t strid
       const double thr = std::min(static_cast<double>(mx.v), -static_cast<double>(mn.v));
       needed = 0;
       while (needed < rows &&
-             norm[static_cast<std::size_t>(order[static_cast<std::size_t>(needed)])] * growth >=
+             norm[static_cast<std::size_t>(order[static_cast<std::size_t>(needed)])] * growth +
+                     slack >=
                  thr)
         ++needed;
     } else {
       needed = 0;
       for (const index_t r : order) {
-        const double bound = norm[static_cast<std::size_t>(r)] * growth;
+        const double bound = norm[static_cast<std::size_t>(r)] * growth + slack;
         if (bound < static_cast<double>(mx.v) && -bound > static_cast<double>(mn.v)) break;
         duquant_scan_row(bring_up_to_date(r, j), b, r * b, mx, mn);
         ++needed;
@@ -195,6 +200,7 @@ void duquant_greedy_impl(Tag tag, const float* data, index_t rows, index_t strid
     if (j == steps) break;
     out.swaps.push_back(duquant_swap_index(mx, mn, b, rule));
     growth *= g;
+    slack = slack * g + subnormal_step;
   }
 }
 
