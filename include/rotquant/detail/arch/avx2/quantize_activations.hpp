@@ -45,6 +45,108 @@ ROTQUANT_TARGET_AVX2 inline std::int32_t qact_sym_codes(avx2, const float* x, in
   return sum + qact_sym_codes(scalar{}, x + i, k - i, s, qmin, qmax, codes + i);
 }
 
+ROTQUANT_TARGET_AVX2 inline float qact_hmax8(__m256 m) {
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h);
+}
+ROTQUANT_TARGET_AVX2 inline std::int32_t qact_hsum8(__m256i a) {
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  return _mm_cvtsi128_si32(s4);
+}
+
+/// 2 * E2M1 value of e2m1_encode(v) per lane (the contract's comparison ladder; see the
+/// AVX-512 version). A true compare is all ones (-1), so subtracting it adds 1.
+ROTQUANT_TARGET_AVX2 inline __m256i qact_e2m1_x2_avx2(__m256 v) {
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+  __m256i m = _mm256_setzero_si256();
+  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.25f), _CMP_GT_OQ)));
+  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.75f), _CMP_GE_OQ)));
+  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.25f), _CMP_GT_OQ)));
+  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.75f), _CMP_GE_OQ)));
+  m = _mm256_sub_epi32(
+      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(2.5f), _CMP_GT_OQ)),
+                           1));
+  m = _mm256_sub_epi32(
+      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(3.5f), _CMP_GE_OQ)),
+                           1));
+  m = _mm256_sub_epi32(
+      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(5.0f), _CMP_GT_OQ)),
+                           2));
+  const __m256i neg = _mm256_srai_epi32(_mm256_castps_si256(v), 31);
+  return _mm256_sub_epi32(_mm256_xor_si256(m, neg), neg);
+}
+
+/// Stores 16 int32 lanes (values in int8 range) as 16 bytes in order.
+ROTQUANT_TARGET_AVX2 inline void qact_store16(std::int8_t* dst, __m256i q0, __m256i q1) {
+  const __m256i p = _mm256_packs_epi32(q0, q1);  // lanes: q0[0..3] q1[0..3] | q0[4..7] q1[4..7]
+  const __m256i o = _mm256_permute4x64_epi64(p, 0xD8);
+  const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(o), _mm256_extracti128_si256(o, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), b);
+}
+
+/// AVX2 MXFP4 of one row (full blocks of 32 in vectors, a partial last block scalar).
+ROTQUANT_TARGET_AVX2 inline void qact_mxfp4_row(avx2, const float* x, index_t k, std::int8_t* codes,
+                                                std::uint8_t* bytes, float* scales,
+                                                std::int32_t* sums) {
+  const __m256 absm = _mm256_set1_ps(-0.0f);
+  index_t b = 0;
+  for (; (b + 1) * 32 <= k; ++b) {
+    const float* p = x + 32 * b;
+    __m256 v[4];
+    for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(p + 8 * i);
+    const __m256 m01 = _mm256_max_ps(_mm256_andnot_ps(absm, v[0]), _mm256_andnot_ps(absm, v[1]));
+    const __m256 m23 = _mm256_max_ps(_mm256_andnot_ps(absm, v[2]), _mm256_andnot_ps(absm, v[3]));
+    const float amax = qact_hmax8(_mm256_max_ps(m01, m23));
+    const int e = amax > 0.0f
+                      ? std::min(std::max(rotquant::detail::qact_floor_log2(amax) - 2, -127), 127)
+                      : -127;
+    bytes[b] = e8m0_from_exponent(e);
+    scales[b] = rotquant::detail::qact_pow2(e - 1);
+    const __m256 mul = _mm256_set1_ps(rotquant::detail::qact_pow2(-e));
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i) q[i] = qact_e2m1_x2_avx2(_mm256_mul_ps(v[i], mul));
+    qact_store16(codes + 32 * b, q[0], q[1]);
+    qact_store16(codes + 32 * b + 16, q[2], q[3]);
+    sums[b] =
+        qact_hsum8(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+  }
+  if (32 * b < k)
+    sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
+                                                 scales + b);
+}
+
+/// AVX2 NVFP4 of one row (blocks of 16; IEEE division x / sb).
+ROTQUANT_TARGET_AVX2 inline void qact_nvfp4_row(avx2, const float* x, index_t k, float ts,
+                                                std::int8_t* codes, std::uint8_t* bytes,
+                                                float* scales, std::int32_t* sums) {
+  const __m256 absm = _mm256_set1_ps(-0.0f);
+  index_t b = 0;
+  for (; (b + 1) * 16 <= k; ++b) {
+    const __m256 v0 = _mm256_loadu_ps(x + 16 * b), v1 = _mm256_loadu_ps(x + 16 * b + 8);
+    const float amax =
+        qact_hmax8(_mm256_max_ps(_mm256_andnot_ps(absm, v0), _mm256_andnot_ps(absm, v1)));
+    const std::uint8_t byte = rotquant::detail::qact_ue4m3_encode((amax / 6.0f) / ts);
+    const float sb = rotquant::detail::qact_ue4m3_decode(byte) * ts;
+    bytes[b] = byte;
+    scales[b] = sb * 0.5f;
+    __m256i q0 = _mm256_setzero_si256(), q1 = q0;
+    if (sb != 0.0f) {
+      const __m256 d = _mm256_set1_ps(sb);
+      q0 = qact_e2m1_x2_avx2(_mm256_div_ps(v0, d));
+      q1 = qact_e2m1_x2_avx2(_mm256_div_ps(v1, d));
+    }
+    qact_store16(codes + 16 * b, q0, q1);
+    sums[b] = qact_hsum8(_mm256_add_epi32(q0, q1));
+  }
+  if (16 * b < k)
+    sums[b] = rotquant::detail::qact_nvfp4_block(x + 16 * b, k - 16 * b, ts, codes + 16 * b,
+                                                 bytes + b, scales + b);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant
