@@ -36,6 +36,85 @@ inline std::int32_t qact_sym_codes(neon, const float* x, index_t k, float s, int
   return sum + qact_sym_codes(scalar{}, x + i, k - i, s, qmin, qmax, codes + i);
 }
 
+/// 2 * E2M1 value of e2m1_encode(v) per lane (the contract's comparison ladder). A true
+/// compare is all ones (-1 as int32), so subtracting it adds 1 (shifted: 2, 4).
+inline int32x4_t qact_e2m1_x2_neon(float32x4_t v) {
+  const float32x4_t a = vabsq_f32(v);
+  int32x4_t m = vdupq_n_s32(0);
+  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(0.25f))));
+  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(0.75f))));
+  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(1.25f))));
+  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(1.75f))));
+  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(2.5f))), 1));
+  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(3.5f))), 1));
+  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(5.0f))), 2));
+  const int32x4_t neg = vshrq_n_s32(vreinterpretq_s32_f32(v), 31);
+  return vsubq_s32(veorq_s32(m, neg), neg);
+}
+
+/// Stores 16 int32 lanes (int8 range) as 16 bytes; returns their sum.
+inline std::int32_t qact_store16_neon(std::int8_t* dst, const int32x4_t q[4]) {
+  const int16x8_t h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+  const int16x8_t h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+  vst1q_s8(dst, vcombine_s8(vmovn_s16(h0), vmovn_s16(h1)));
+  return vaddvq_s32(vaddq_s32(vaddq_s32(q[0], q[1]), vaddq_s32(q[2], q[3])));
+}
+
+/// NEON MXFP4 of one row (full blocks of 32 in vectors, a partial last block scalar).
+inline void qact_mxfp4_row(neon, const float* x, index_t k, std::int8_t* codes, std::uint8_t* bytes,
+                           float* scales, std::int32_t* sums) {
+  index_t b = 0;
+  for (; (b + 1) * 32 <= k; ++b) {
+    const float* p = x + 32 * b;
+    float32x4_t v[8];
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int i = 0; i < 8; ++i) {
+      v[i] = vld1q_f32(p + 4 * i);
+      m = vmaxq_f32(m, vabsq_f32(v[i]));
+    }
+    const float amax = vmaxvq_f32(m);
+    const int e = amax > 0.0f
+                      ? std::min(std::max(rotquant::detail::qact_floor_log2(amax) - 2, -127), 127)
+                      : -127;
+    bytes[b] = e8m0_from_exponent(e);
+    scales[b] = rotquant::detail::qact_pow2(e - 1);
+    const float32x4_t mul = vdupq_n_f32(rotquant::detail::qact_pow2(-e));
+    int32x4_t q[8];
+    for (int i = 0; i < 8; ++i) q[i] = qact_e2m1_x2_neon(vmulq_f32(v[i], mul));
+    sums[b] = qact_store16_neon(codes + 32 * b, q) + qact_store16_neon(codes + 32 * b + 16, q + 4);
+  }
+  if (32 * b < k)
+    sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
+                                                 scales + b);
+}
+
+/// NEON NVFP4 of one row (blocks of 16; IEEE division x / sb with vdivq).
+inline void qact_nvfp4_row(neon, const float* x, index_t k, float ts, std::int8_t* codes,
+                           std::uint8_t* bytes, float* scales, std::int32_t* sums) {
+  index_t b = 0;
+  for (; (b + 1) * 16 <= k; ++b) {
+    const float* p = x + 16 * b;
+    float32x4_t v[4];
+    float32x4_t m = vdupq_n_f32(0.0f);
+    for (int i = 0; i < 4; ++i) {
+      v[i] = vld1q_f32(p + 4 * i);
+      m = vmaxq_f32(m, vabsq_f32(v[i]));
+    }
+    const float amax = vmaxvq_f32(m);
+    const std::uint8_t byte = rotquant::detail::qact_ue4m3_encode((amax / 6.0f) / ts);
+    const float sb = rotquant::detail::qact_ue4m3_decode(byte) * ts;
+    bytes[b] = byte;
+    scales[b] = sb * 0.5f;
+    int32x4_t q[4];
+    for (int i = 0; i < 4; ++i)
+      q[i] = sb == 0.0f ? vdupq_n_s32(0) : qact_e2m1_x2_neon(vdivq_f32(v[i], vdupq_n_f32(sb)));
+    sums[b] = qact_store16_neon(codes + 16 * b, q);
+  }
+  if (16 * b < k)
+    sums[b] = rotquant::detail::qact_nvfp4_block(x + 16 * b, k - 16 * b, ts, codes + 16 * b,
+                                                 bytes + b, scales + b);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant
