@@ -144,20 +144,38 @@ void ref_fwht(std::vector<double>& x) {
 
 // --- Bases ------------------------------------------------------------------------------------
 
+// Rows packed as bits (1 = -1 entry): <h_i, h_j> = K - 2 popcount(row_i xor row_j).
+bool gram_is_k_identity(const rotquant::detail::sign_matrix& h) {
+  const index_t k = h.order, words = (k + 63) / 64;
+  std::vector<std::uint64_t> bits(static_cast<std::size_t>(k * words), 0);
+  for (index_t i = 0; i < k; ++i)
+    for (index_t j = 0; j < k; ++j)
+      if (h.at(i, j) < 0) bits[i * words + j / 64] |= std::uint64_t{1} << (j % 64);
+  for (index_t i = 0; i < k; ++i)
+    for (index_t j = i; j < k; ++j) {
+      index_t differ = 0;
+      for (index_t w = 0; w < words; ++w)
+        differ += __builtin_popcountll(bits[i * words + w] ^ bits[j * words + w]);
+      if (k - 2 * differ != (i == j ? k : 0)) return false;
+    }
+  return true;
+}
+
 TEST(HadamardBases, EveryShippedAndOnDemandBaseIsHadamard) {
   std::vector<index_t> orders(std::begin(kShipped), std::end(kShipped));
-  for (index_t k : {1, 2, 4, 8, 16, 32, 76, 68, 84, 124, 180, 252}) orders.push_back(k);
-  if (!rotquant_test::small_scale()) {
-    orders.push_back(684);
-    orders.push_back(924);
-  }
+  for (index_t k : {1, 2, 4, 8, 16, 32, 76, 68, 84, 124, 180, 252, 684, 924}) orders.push_back(k);
   for (index_t k : orders) {
-    const imat h = to_int(rotquant::detail::hadamard_base(k));
-    ASSERT_EQ(h.rows(), k);
-    EXPECT_TRUE((h.array().abs() == 1).all()) << "K=" << k;
-    const imat g = h * h.transpose();
-    EXPECT_TRUE(g == imat::Identity(k, k) * static_cast<int>(k)) << "H H^T != K I for K=" << k;
+    const auto h = rotquant::detail::hadamard_base(k);
+    ASSERT_EQ(h.order, k);
+    bool pm1 = true;
+    for (auto e : h.entries) pm1 = pm1 && (e == 1 || e == -1);
+    EXPECT_TRUE(pm1) << "K=" << k;
+    EXPECT_TRUE(gram_is_k_identity(h)) << "H H^T != K I for K=" << k;
   }
+  // The bit check itself fails on a broken matrix.
+  auto broken = rotquant::detail::hadamard_base(12);
+  broken.at(3, 5) = static_cast<std::int8_t>(-broken.at(3, 5));
+  EXPECT_FALSE(gram_is_k_identity(broken));
 }
 
 TEST(HadamardBases, QuaRotTablesEntryForEntry) {
@@ -242,10 +260,10 @@ double max_rel_error_vs_dense(index_t n, index_t rows, index_t stride, bool tran
 
 TEST(HadamardFast, EqualsDenseForEveryBaseAndSeveralBlockLengths) {
   for (index_t k : kShipped) {
-    for (index_t m : {1, 2, 4, 16, 64}) {
+    for (index_t m : {1, 2, 16, 64}) {
       const index_t n = k * m;
       // The dense reference is O(n^2) memory; larger n are covered against the scalar oracle.
-      if (n > rotquant_test::scaled(3000, 800)) continue;
+      if (n > rotquant_test::scaled(2200, 800)) continue;
       EXPECT_LE(max_rel_error_vs_dense<float>(n, 3, n + 5, false), 1e-6) << "n=" << n;
       EXPECT_LE(max_rel_error_vs_dense<double>(n, 2, n, false), 1e-12) << "n=" << n;
       EXPECT_LE(max_rel_error_vs_dense<float>(n, 2, n, true), 1e-6) << "n=" << n;
@@ -344,12 +362,12 @@ void check_paths_bit_exact(index_t n, index_t rows, index_t stride) {
 
 TEST(HadamardIsa, EveryPathBitExactWithScalar) {
   std::vector<index_t> sizes;
-  for (index_t n = 1; n <= rotquant_test::scaled(1 << 15, 1 << 12); n *= 2) sizes.push_back(n);
+  for (index_t n = 1; n <= rotquant_test::scaled(1 << 14, 1 << 12); n *= 2) sizes.push_back(n);
   for (index_t k : kShipped)
     for (index_t m : {1, 2, 4, 8, 16, 32, 64, 128}) sizes.push_back(k * m);
   sizes.push_back(76 * 64);
   if (!rotquant_test::small_scale()) {
-    for (index_t n : {11008, 14336, 18944}) sizes.push_back(n);
+    for (index_t n : {11008, 18944}) sizes.push_back(n);
   }
   for (index_t n : sizes) {
     for (index_t rows : {1, 3}) {
