@@ -126,6 +126,13 @@ TEST(Dfrot, HouseholderQHasLapackSigns) {
     const double sign = j + 1 < n ? -1.0 : 1.0;
     EXPECT_LE((q.col(j) - sign * p.col(j)).cwiseAbs().maxCoeff(), 1e-13) << "column " << j;
   }
+  // Householder reflectors ignore column signs, so the released qr_q(R qr_q(P)) equals
+  // qr_q(R P): the loop skips the first QR.
+  const matrix_d r = rotquant::random_orthogonal(n, 4), p2 = rotquant::random_orthogonal(n, 5);
+  const matrix_d two = rotquant::detail::householder_q(r * rotquant::detail::householder_q(p2));
+  const matrix_d one = rotquant::detail::householder_q(r * p2);
+  EXPECT_LE((two - one).cwiseAbs().maxCoeff(), 1e-13);
+  EXPECT_GT((r * p2 - one).cwiseAbs().maxCoeff(), 0.5);  // the signs did change
 }
 
 TEST(Dfrot, StaysOrthogonalAfterOneHundredSteps) {

@@ -81,9 +81,12 @@ inline bool dfrot_accept(double loss_cur, double loss_cand, double slack, double
 
 namespace detail {
 
-/// Rows per task for row-blocked work; columns per task for the cross product.
+/// Rows per task for the quantization; rows per task for products with a C x C matrix (each
+/// task re-packs that matrix, so tasks are coarse); columns per task of the cross product (each
+/// task re-packs all of A). Fixed numbers, so results never depend on the thread count.
 constexpr index_t dfrot_row_grain = 256;
-constexpr index_t dfrot_col_grain = 128;
+constexpr index_t dfrot_gemm_row_grain = 1024;
+constexpr index_t dfrot_col_grain = 512;
 
 template <class S>
 const_matrix_view<S> rows_view(const matrix<S>& m, index_t lo, index_t hi) {
@@ -149,7 +152,7 @@ template <class S>
 void multiply_rows(const matrix<S>& a, const matrix<S>& b, matrix<S>& out, executor* ex) {
   out.resize(a.rows(), b.cols());
   parallel_for(
-      0, a.rows(), dfrot_row_grain,
+      0, a.rows(), dfrot_gemm_row_grain,
       [&](index_t lo, index_t hi) {
         out.middleRows(lo, hi - lo).noalias() = a.middleRows(lo, hi - lo) * b;
       },
@@ -215,9 +218,9 @@ struct refine_output {
 };
 
 /// The alternating loop of algorithms.md 2.4 on already rotated, already weighted rows `a`
-/// (n x C), starting from R = I. Per step: M = (A R)^T Q(A R) in double, P =
-/// householder_q(polar(M)), candidate R' = householder_q(R P), loss(R') = ||A R' - Q(A R')||_F; R
-/// <- R' if dfrot_accept. A rejected step leaves R unchanged, so every later step would repeat it:
+/// (n x C), starting from R = I. Per step: M = (A R)^T Q(A R) in double, P = polar(M),
+/// candidate R' = householder_q(R P), loss(R') = ||A R' - Q(A R')||_F; R <- R' if
+/// dfrot_accept. A rejected step leaves R unchanged, so every later step would repeat it:
 /// the loop stops.
 template <class S, class Quantizer>
 refine_output refine_rotation(const matrix<S>& a, int steps, double slack, double min_decrease,
@@ -242,11 +245,15 @@ refine_output refine_rotation(const matrix<S>& a, int steps, double slack, doubl
   matrix<S> cand, cand_q, rot_s;
   for (int k = 1; k <= steps; ++k) {
     const matrix_d m = cross_product(cur, cur_q, ex);
-    const matrix_d p = householder_q(polar_factor(m));
+    // The released script also replaces P by the Q factor of its QR before forming R P. For an
+    // orthogonal P that is P D (D = column signs) re-orthonormalised, and Householder reflectors
+    // do not change when columns change sign (v -> -v), so qr_q(R P D) = qr_q(R P): that QR
+    // changes nothing but rounding and is skipped (one C^3 factorisation less per step).
+    const matrix_d p = polar_factor(m);
     // R P in double, parallel over row blocks of R.
     matrix_d rp(c, c);
     parallel_for(
-        0, c, dfrot_row_grain,
+        0, c, dfrot_col_grain,
         [&](index_t lo, index_t hi) {
           rp.middleRows(lo, hi - lo).noalias() = out.rotation.middleRows(lo, hi - lo) * p;
         },

@@ -381,9 +381,11 @@ inline matrix_d procrustes_rotation(const matrix_d& a, const matrix_d& b) {
 ///  1. massive tokens by opt.massive (computed once, on the un-rotated rows);
 ///  2. start S (opt.start) and A = [rows of massive tokens * alpha; sampled normal rows *
 ///     sqrt(N / n)] S, in S's scalar type;
-///  3. R = I; per step: M = (A R)^T Q(A R) in double, P = qr_q(U V^T) with U S V^T = svd(M),
+///  3. R = I; per step: M = (A R)^T Q(A R) in double, P = U V^T with U S V^T = svd(M),
 ///     candidate R' = qr_q(R P), loss' = ||A R' - Q(A R')||_F, accepted by the rule of
-///     dfrot_options (qr_q: Householder Q with LAPACK's sign convention, as torch.linalg.qr);
+///     dfrot_options (qr_q: Householder Q with LAPACK's sign convention, as torch.linalg.qr;
+///     the script's extra QR of P alone only flips column signs of P, which qr_q(R P) ignores
+///     exactly, so it is skipped);
 ///  4. result S R as one dense transform stage, with the full-data error report.
 /// GEMMs with the rows run in the scalar type of X (fp32 for float, like the released GPU run);
 /// SVD, QR and the rotation itself in double. `q` fake-quantizes rows (see
