@@ -394,8 +394,11 @@ inline duquant_result duquant_impl(const matrix_f& x, const vector_d* weight_abs
 /// calibration samples' inputs, T = 2048). Requires T >= 1, B >= 2, B | C, N >= 0, p >= 0.
 /// Returns xform = (R_1, P_1, ..., R_p, P_p, R_{p+1}) with block-diagonal R_i and permutations
 /// P_i, plus R1/R2/perm/peaks. Numerics: the search runs in fp32 as the released code; R is
-/// accumulated in double from the double Rot. Cost (fast path): O(T C log) + the row-steps of
-/// rows that can hold an extreme; exhaustive: O((p + 1) T C N B).
+/// accumulated in double from the double Rot; the rotated activation that feeds the zigzag and
+/// the next search is X blockdiag(R) in fp32 (Eigen GEMM). Cost per search: exhaustive
+/// O(T C N B); fast path O(T C (log + B)) plus B^2 per row-step of the rows whose norm bound
+/// reaches the running extremes (LLM-like activations: ~0.1% of them; Gaussian rows of equal
+/// norm: all, then no faster than exhaustive), plus O(k B^3) for R.
 inline duquant_result duquant(const matrix_f& x, const duquant_options& opt = {}) {
   return detail::duquant_impl(x, nullptr, opt);
 }
