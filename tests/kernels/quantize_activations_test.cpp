@@ -4,6 +4,8 @@
 #include "rotquant/kernels/quantize_activations.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -252,6 +254,33 @@ TEST(QuantizeActivations, FastScaleHelpersMatchFormats) {
     (void)std::frexp(a, &ex);
     EXPECT_EQ(rotquant::detail::qact_floor_log2(a), ex - 1) << a;
   }
+}
+
+// Guard page (testing.md 3.4): the input ends exactly at a page boundary followed by a
+// PROT_NONE page, at every start offset modulo 16 floats, so any over-read of the last row
+// faults deterministically on every path and format.
+TEST(QuantizeActivations, NoOverReadPastTheInput) {
+  const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  void* mem = mmap(nullptr, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  char* base = static_cast<char*>(mem);
+  ASSERT_EQ(mprotect(base + 3 * page, page, PROT_NONE), 0);
+  float* end = reinterpret_cast<float*>(base + 3 * page);
+  rotquant::rng g(5);
+  for (index_t k : {1, 5, 16, 17, 33, 47, 100}) {
+    const index_t m = 3;
+    float* x = end - m * k;
+    for (index_t i = 0; i < m * k; ++i) x[i] = static_cast<float>(g.normal());
+    const auto X = rotquant::make_view(static_cast<const float*>(x), m, k, k);
+    for (act_format f : all_formats)
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        packed_activations out;
+        rotquant::quantize_activations(X, f, out, 1.0f, 8);
+        EXPECT_EQ(out.m, m);
+      }
+  }
+  munmap(mem, 4 * page);
 }
 
 TEST(QuantizeActivations, RejectsBadInput) {
