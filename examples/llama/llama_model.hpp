@@ -100,6 +100,15 @@ inline const std::vector<std::string>& linear_names() {
   return names;
 }
 
+/// The model runs four linear groups per block; layers that read the same input are stacked
+/// along the output dimension so their input is transformed and quantized once:
+/// qkv = [q; k; v], o, gate_up = [gate; up], down.
+enum group : int { qkv = 0, o = 1, gate_up = 2, down = 3 };
+inline const char* group_name(int g) {
+  static const char* names[] = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
+  return names[g];
+}
+
 /// Float weights of the whole model, HF names.
 struct weights {
   config cfg;
@@ -171,12 +180,37 @@ struct model {
   vector_f final_norm;
   struct block {
     vector_f input_norm, post_norm;            // empty = already fused into the next linears
-    std::vector<std::shared_ptr<linear>> lin;  // linear_names() order
+    std::vector<std::shared_ptr<linear>> lin;  // indexed by `group`
   };
   std::vector<block> blocks;
-  /// Hook called on the input of every linear (layer, index in linear_names(), X): for
-  /// collecting calibration activations. Null = none.
+  /// Hook called on the input of every linear group (layer, group, X): for collecting
+  /// calibration activations. Null = none.
   std::function<void(int, int, const matrix_f&)> observe;
+
+  /// The stacked weight of group g of a layer ([q; k; v], o, [gate; up], down).
+  static matrix_f group_weight(const weights::layer& L, int g) {
+    auto stack = [](std::initializer_list<const matrix_f*> parts) {
+      index_t rows = 0;
+      for (const auto* p : parts) rows += p->rows();
+      matrix_f out(rows, (*parts.begin())->cols());
+      index_t r = 0;
+      for (const auto* p : parts) {
+        out.middleRows(r, p->rows()) = *p;
+        r += p->rows();
+      }
+      return out;
+    };
+    switch (g) {
+      case qkv:
+        return stack({&L.w[0], &L.w[1], &L.w[2]});
+      case o:
+        return L.w[3];
+      case gate_up:
+        return stack({&L.w[4], &L.w[5]});
+      default:
+        return L.w[6];
+    }
+  }
 
   static model from_weights(const weights& w) {
     model m;
@@ -188,7 +222,8 @@ struct model {
       block b;
       b.input_norm = L.input_norm;
       b.post_norm = L.post_norm;
-      for (const auto& W : L.w) b.lin.push_back(std::make_shared<float_linear>(W));
+      for (int g = 0; g < 4; ++g)
+        b.lin.push_back(std::make_shared<float_linear>(group_weight(L, g)));
       m.blocks.push_back(std::move(b));
     }
     return m;
@@ -230,8 +265,10 @@ struct model {
     for (int l = 0; l < cfg.layers; ++l) {
       const block& b = blocks[static_cast<std::size_t>(l)];
       const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
-      matrix_f q = run_linear(l, 0, h1), k = run_linear(l, 1, h1);
-      const matrix_f v = run_linear(l, 2, h1);
+      const matrix_f qkv_out = run_linear(l, qkv, h1);
+      const index_t kvw = static_cast<index_t>(KV) * hd;
+      matrix_f q = qkv_out.leftCols(cfg.hidden), k = qkv_out.middleCols(cfg.hidden, kvw);
+      const matrix_f v = qkv_out.rightCols(kvw);
       rope(q, H);
       rope(k, KV);
       matrix_f attn(T, cfg.hidden);
@@ -248,15 +285,16 @@ struct model {
         }
         attn.middleCols(h * hd, hd) = s * v.middleCols(kvh * hd, hd);
       }
-      x += run_linear(l, 3, attn);
+      x += run_linear(l, o, attn);
       const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
-      const matrix_f g = run_linear(l, 4, h2), u = run_linear(l, 5, h2);
+      const matrix_f gu = run_linear(l, gate_up, h2);
       matrix_f a(T, cfg.intermediate);
-      for (index_t i = 0; i < a.size(); ++i) {
-        const float gi = g.data()[i];
-        a.data()[i] = gi / (1.0f + std::exp(-gi)) * u.data()[i];
-      }
-      x += run_linear(l, 6, a);
+      for (index_t t = 0; t < T; ++t)
+        for (index_t i = 0; i < cfg.intermediate; ++i) {
+          const float gi = gu(t, i);
+          a(t, i) = gi / (1.0f + std::exp(-gi)) * gu(t, cfg.intermediate + i);
+        }
+      x += run_linear(l, down, a);
     }
     return rms_norm(x, final_norm, cfg.rms_eps) * lm_head.transpose();
   }

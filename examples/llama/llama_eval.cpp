@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: Apache-2.0
+// llama_eval.cpp: rotquant-llama-eval, the end-to-end table. Quantizes a LLaMA-architecture
+// model (default: the shipped austen-llama) to W4A4 with every preset, and prints per-byte
+// perplexity (fake quantization and, where the format has one, the packed kernels), the change
+// vs float32, calibration time, forward throughput vs float32 and weight memory.
+//
+// How the presets map onto the model (the library's model-level helpers do the cross-layer work):
+//   rtn, smoothquant, duquant   per-linear pipelines on the model as trained (norm weights kept)
+//   quarot, dfrot, *-mxfp4/nvfp4 RMSNorm weights fused into the following linears, residual
+//                                stream rotated offline by a randomized Hadamard (quarot) or by
+//                                DFRot's refinement of one (calibrated on all norm outputs),
+//                                online randomized Hadamards before o_proj and down_proj
+//   hqdit                        norms fused, a Hadamard on every linear input, per-layer FP4
+//                                format and clip selection for weights and activations
+// Calibration: the two 256-token sequences of calib/tokens.npy, run through the float model.
+#include <sys/resource.h>
+#include <rotquant/io/npy.hpp>
+#include <rotquant/pipeline/model.hpp>
+#include <rotquant/pipeline/presets.hpp>
+#include <rotquant/version.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+#include "llama_model.hpp"
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using rotquant::index_t;
+using rotquant::matrix_f;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+/// A model linear backed by a rotquant::quantized_linear; `mode` selects kernels or fake quant.
+class quantized_adapter final : public llama::linear {
+ public:
+  quantized_adapter(std::shared_ptr<const rotquant::quantized_linear> q,
+                    const rotquant::execution* mode)
+      : q_(std::move(q)), mode_(mode) {}
+  matrix_f forward(const matrix_f& x) const override {
+    const bool kernel = *mode_ == rotquant::execution::kernel && q_->has_kernel();
+    return q_->forward(x, kernel ? rotquant::execution::kernel : rotquant::execution::fake_quant);
+  }
+  index_t in_features() const override { return q_->in_features(); }
+  index_t out_features() const override { return q_->out_features(); }
+
+ private:
+  std::shared_ptr<const rotquant::quantized_linear> q_;
+  const rotquant::execution* mode_;
+};
+
+enum class residual { none, hadamard, dfrot };
+
+struct recipe {
+  std::string name, bits;
+  bool fuse_norms = false;
+  residual stream = residual::none;
+  std::uint64_t seed = 0;
+  // Calibrates one linear group (layer, group) on its inputs X and stacked weight W.
+  std::function<rotquant::quantized_linear(const matrix_f&, const matrix_f&, int, int)> make;
+};
+
+struct row_result {
+  std::string name, bits;
+  double ppl_fake = 0, ppl_kernel = 0, calib_s = 0, tps_fake = 0, tps_kernel = 0, weight_mb = 0;
+  bool kernels = false;
+};
+
+/// Inputs of every linear group over the calibration sequences, [layer][group].
+std::vector<std::vector<matrix_f>> collect_inputs(llama::model& m,
+                                                  const std::vector<std::vector<int>>& seqs) {
+  std::vector<std::vector<std::vector<matrix_f>>> parts(static_cast<std::size_t>(m.cfg.layers),
+                                                        std::vector<std::vector<matrix_f>>(4));
+  m.observe = [&](int l, int g, const matrix_f& x) {
+    parts[static_cast<std::size_t>(l)][static_cast<std::size_t>(g)].push_back(x);
+  };
+  for (const auto& s : seqs) m.forward(s);
+  m.observe = nullptr;
+  std::vector<std::vector<matrix_f>> out(parts.size(), std::vector<matrix_f>(4));
+  for (std::size_t l = 0; l < parts.size(); ++l)
+    for (std::size_t g = 0; g < 4; ++g) {
+      index_t rows = 0;
+      for (const auto& p : parts[l][g]) rows += p.rows();
+      matrix_f x(rows, parts[l][g][0].cols());
+      index_t r = 0;
+      for (const auto& p : parts[l][g]) {
+        x.middleRows(r, p.rows()) = p;
+        r += p.rows();
+      }
+      out[l][g] = std::move(x);
+    }
+  return out;
+}
+
+/// Fuses the RMSNorm weights into the linears that read them (exact in float).
+void fuse_norms(llama::weights& w) {
+  for (auto& L : w.layers) {
+    rotquant::fuse_rms_norm<float>(L.input_norm, {&L.w[0], &L.w[1], &L.w[2]});
+    rotquant::fuse_rms_norm<float>(L.post_norm, {&L.w[4], &L.w[5]});
+  }
+  rotquant::fuse_rms_norm<float>(w.final_norm, {&w.lm_head});
+}
+
+/// Rotates the residual stream by q: readers q/k/v/gate/up/lm_head, writers o/down, embedding.
+void rotate_residual(llama::weights& w, const rotquant::transform& q) {
+  std::vector<matrix_f*> readers = {&w.lm_head}, writers;
+  for (auto& L : w.layers) {
+    for (int i : {0, 1, 2, 4, 5}) readers.push_back(&L.w[static_cast<std::size_t>(i)]);
+    for (int i : {3, 6}) writers.push_back(&L.w[static_cast<std::size_t>(i)]);
+  }
+  rotquant::rotate_stream<float>(q, readers, writers, {&w.embed});
+}
+
+double perplexity_and_rate(const llama::model& m, const std::string& text, rotquant::executor* ex,
+                           double& tokens_per_s) {
+  const auto t0 = clock_type::now();
+  const double p = llama::perplexity(m, text, 256, 0, ex);
+  const double s = seconds_since(t0);
+  const double windows = std::ceil(static_cast<double>(text.size()) / 255.0);
+  tokens_per_s = (static_cast<double>(text.size()) + windows) / s;
+  return p;
+}
+
+std::string fmt(double v, int prec) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.*f", prec, v);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "examples/data/austen-llama";
+  std::string text_path;
+  int seeds = 3, threads = 2;
+  std::size_t max_bytes = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--model")
+      dir = next();
+    else if (a == "--text")
+      text_path = next();
+    else if (a == "--seeds")
+      seeds = std::stoi(next());
+    else if (a == "--threads")
+      threads = std::stoi(next());
+    else if (a == "--bytes")
+      max_bytes = static_cast<std::size_t>(std::stoll(next()));
+    else if (a == "--quick")
+      seeds = 1, max_bytes = 16384;
+    else {
+      std::printf(
+          "usage: rotquant-llama-eval [--model DIR] [--text FILE] [--seeds N] [--threads N]\n"
+          "                           [--bytes N] [--quick]\n");
+      return a == "--help" ? 0 : 2;
+    }
+  }
+  if (text_path.empty()) text_path = dir + "/persuasion_first64k.txt";
+  try {
+    std::ifstream in(text_path, std::ios::binary);
+    if (!in) throw rotquant::io::io_error("cannot open '" + text_path + "'");
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    if (max_bytes && max_bytes < text.size()) text.resize(max_bytes);
+    const llama::weights base = llama::weights::load(dir);
+    const auto tok = rotquant::io::read_npy(dir + "/calib/tokens.npy");
+    const auto ids = tok.to_vector<int>();
+    std::vector<std::vector<int>> calib;
+    const std::size_t seq = static_cast<std::size_t>(tok.shape.back());
+    for (std::size_t s = 0; s + seq <= ids.size(); s += seq)
+      calib.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(s),
+                         ids.begin() + static_cast<std::ptrdiff_t>(s + seq));
+    rotquant::thread_pool_executor pool(threads);
+    rotquant::set_default_executor(&pool);
+
+    std::printf(
+        "rotquant %s  model %s (hidden %d, layers %d, ffn %d)  text %zu bytes  threads %d\n",
+        rotquant::version.string, dir.c_str(), base.cfg.hidden, base.cfg.layers,
+        base.cfg.intermediate, text.size(), threads);
+    std::printf("kernel path: %s   calibration: %zu x %zu tokens\n\n",
+                rotquant::to_string(rotquant::active_isa()), calib.size(), seq);
+
+    // float32 reference
+    double float_tps = 0;
+    const llama::model float_model = llama::model::from_weights(base);
+    const double float_ppl = perplexity_and_rate(float_model, text, nullptr, float_tps);
+    index_t linear_params = 0;
+    for (const auto& L : base.layers)
+      for (const auto& w : L.w) linear_params += w.size();
+
+    const auto w4 = rotquant::presets::w4_per_channel();
+    const auto a4 = rotquant::presets::a4_per_token();
+    std::vector<recipe> recipes;
+    auto rotated = [&](const std::string& name, const std::string& bits, residual r,
+                       std::uint64_t seed, rotquant::quantizer wq, rotquant::quantizer aq) {
+      recipe rc{name, bits, true, r, seed, nullptr};
+      rc.make = [=](const matrix_f& x, const matrix_f& w, int layer, int g) {
+        if (g == llama::o || g == llama::down)
+          return rotquant::presets::quarot(seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g),
+                                           wq, aq)
+              .calibrate(x, w);
+        return rotquant::presets::rtn(wq, aq).calibrate(x, w);
+      };
+      return rc;
+    };
+    recipes.push_back({"rtn", "W4A4 int", false, residual::none, 0,
+                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                         return rotquant::presets::rtn().calibrate(x, w);
+                       }});
+    recipes.push_back({"smoothquant", "W4A4 int", false, residual::none, 0,
+                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                         return rotquant::presets::smoothquant().calibrate(x, w);
+                       }});
+    for (int s = 0; s < seeds; ++s)
+      recipes.push_back(rotated("quarot/s" + std::to_string(s), "W4A4 int", residual::hadamard,
+                                static_cast<std::uint64_t>(s), w4, a4));
+    for (int s = 0; s < seeds; ++s) {
+      const auto seed = static_cast<std::uint64_t>(s);
+      recipes.push_back({"duquant/s" + std::to_string(s), "W4A4 int asym", false, residual::none,
+                         seed, [seed](const matrix_f& x, const matrix_f& w, int layer, int g) {
+                           return rotquant::presets::duquant(
+                                      seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g))
+                               .calibrate(x, w);
+                         }});
+    }
+    for (int s = 0; s < seeds; ++s)
+      recipes.push_back(rotated("dfrot/s" + std::to_string(s), "W4A4 int", residual::dfrot,
+                                static_cast<std::uint64_t>(s), w4, a4));
+    recipes.push_back({"hqdit", "W4A4 fp4", true, residual::none, 0,
+                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                         return rotquant::presets::hqdit().calibrate(x, w);
+                       }});
+    recipes.push_back(rotated("quarot-mxfp4", "W4A4 mxfp4", residual::hadamard, 0,
+                              rotquant::quantizer::mxfp4(), rotquant::quantizer::mxfp4()));
+    recipes.push_back(rotated("quarot-nvfp4", "W4A4 nvfp4", residual::hadamard, 0,
+                              rotquant::quantizer::nvfp4(), rotquant::quantizer::nvfp4()));
+
+    std::vector<row_result> rows;
+    for (const auto& rc : recipes) {
+      row_result res;
+      res.name = rc.name;
+      res.bits = rc.bits;
+      const auto t0 = clock_type::now();
+      llama::weights w = base;
+      if (rc.fuse_norms) fuse_norms(w);
+      if (rc.stream == residual::hadamard) {
+        rotate_residual(w, rotquant::randomized_hadamard(w.cfg.hidden, 77 + rc.seed));
+      } else if (rc.stream == residual::dfrot) {
+        llama::model fused = llama::model::from_weights(w);
+        const auto inputs = collect_inputs(fused, calib);
+        index_t rows_total = 0;
+        for (const auto& l : inputs) rows_total += l[llama::qkv].rows() + l[llama::gate_up].rows();
+        matrix_f norm_outputs(rows_total, w.cfg.hidden);
+        index_t r = 0;
+        for (const auto& l : inputs)
+          for (int g : {llama::qkv, llama::gate_up}) {
+            norm_outputs.middleRows(r, l[static_cast<std::size_t>(g)].rows()) =
+                l[static_cast<std::size_t>(g)];
+            r += l[static_cast<std::size_t>(g)].rows();
+          }
+        rotquant::dfrot_options o;
+        o.seed = 77 + rc.seed;
+        rotate_residual(w, rotquant::dfrot(norm_outputs, o).rotation);
+      }
+      llama::model m = llama::model::from_weights(w);
+      const auto inputs = collect_inputs(m, calib);
+      rotquant::execution mode = rotquant::execution::fake_quant;
+      bool all_kernels = true;
+      double bytes = 0;
+      for (int l = 0; l < w.cfg.layers; ++l)
+        for (int g = 0; g < 4; ++g) {
+          const matrix_f wg = llama::model::group_weight(w.layers[static_cast<std::size_t>(l)], g);
+          auto q = std::make_shared<const rotquant::quantized_linear>(
+              rc.make(inputs[static_cast<std::size_t>(l)][static_cast<std::size_t>(g)], wg, l, g));
+          all_kernels = all_kernels && q->has_kernel();
+          bytes +=
+              q->has_kernel()
+                  ? static_cast<double>(q->packed().data.size() + q->packed().scales.size() * 4)
+                  : static_cast<double>(q->weight_codes().codes.size() +
+                                        q->weight_codes().scales.size() * 4 +
+                                        q->weight_codes().zero_points.size() * 4);
+          m.blocks[static_cast<std::size_t>(l)].lin[static_cast<std::size_t>(g)] =
+              std::make_shared<quantized_adapter>(q, &mode);
+        }
+      res.calib_s = seconds_since(t0);
+      res.weight_mb = bytes / 1e6;
+      res.ppl_fake = perplexity_and_rate(m, text, nullptr, res.tps_fake);
+      if (all_kernels) {
+        mode = rotquant::execution::kernel;
+        res.kernels = true;
+        res.ppl_kernel = perplexity_and_rate(m, text, nullptr, res.tps_kernel);
+      }
+      std::fprintf(stderr, "  %-14s done (%.1f s calibration)\n", res.name.c_str(), res.calib_s);
+      rows.push_back(res);
+    }
+
+    std::printf("%-14s %-14s %9s %9s %8s %8s %10s %10s %10s\n", "preset", "bits", "ppl",
+                "ppl(kern)", "delta", "calib s", "tok/s fq", "tok/s kern", "weights MB");
+    std::printf("%-14s %-14s %9s %9s %8s %8s %10s %10s %10s\n", "float32", "W32A32",
+                fmt(float_ppl, 4).c_str(), "-", "-", "-", fmt(float_tps, 0).c_str(), "-",
+                fmt(linear_params * 4 / 1e6, 2).c_str());
+    std::map<std::string, std::vector<double>> by_method;
+    for (const auto& r : rows) {
+      const double best = r.kernels ? r.ppl_kernel : r.ppl_fake;
+      std::printf("%-14s %-14s %9s %9s %+8.4f %8s %10s %10s %10s\n", r.name.c_str(), r.bits.c_str(),
+                  fmt(r.ppl_fake, 4).c_str(), r.kernels ? fmt(r.ppl_kernel, 4).c_str() : "-",
+                  best - float_ppl, fmt(r.calib_s, 2).c_str(), fmt(r.tps_fake, 0).c_str(),
+                  r.kernels ? fmt(r.tps_kernel, 0).c_str() : "-", fmt(r.weight_mb, 2).c_str());
+      const auto slash = r.name.find('/');
+      if (slash != std::string::npos) by_method[r.name.substr(0, slash)].push_back(r.ppl_fake);
+    }
+    if (seeds > 1) {
+      std::printf("\nover %d seeds (fake-quant ppl): ", seeds);
+      for (const auto& kv : by_method) {
+        double mean = 0, lo = 1e30, hi = -1e30;
+        for (double v : kv.second) mean += v, lo = std::min(lo, v), hi = std::max(hi, v);
+        mean /= static_cast<double>(kv.second.size());
+        std::printf(" %s %.4f [%.4f, %.4f]", kv.first.c_str(), mean, lo, hi);
+      }
+      std::printf("\n");
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    std::printf(
+        "\nperplexity: per byte, windows of BOS + 255 bytes, every byte predicted once.\n"
+        "tok/s: prefill of 256-token windows (forward + scoring), fq = fake quantization in\n"
+        "float, kern = packed W4A4 kernels (%s path); float32 runs Eigen. peak RSS %.1f MB.\n",
+        rotquant::to_string(rotquant::active_isa()), static_cast<double>(ru.ru_maxrss) / 1024.0);
+    rotquant::set_default_executor(nullptr);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rotquant-llama-eval: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
