@@ -263,7 +263,7 @@ TEST(HadamardFast, EqualsDenseForEveryBaseAndSeveralBlockLengths) {
     for (index_t m : {1, 2, 16, 64}) {
       const index_t n = k * m;
       // The dense reference is O(n^2) memory; larger n are covered against the scalar oracle.
-      if (n > rotquant_test::scaled(2200, 800)) continue;
+      if (n > rotquant_test::scaled(2200, 400)) continue;
       EXPECT_LE(max_rel_error_vs_dense<float>(n, 3, n + 5, false), 1e-6) << "n=" << n;
       EXPECT_LE(max_rel_error_vs_dense<double>(n, 2, n, false), 1e-12) << "n=" << n;
       EXPECT_LE(max_rel_error_vs_dense<float>(n, 2, n, true), 1e-6) << "n=" << n;
@@ -362,10 +362,11 @@ void check_paths_bit_exact(index_t n, index_t rows, index_t stride) {
 
 TEST(HadamardIsa, EveryPathBitExactWithScalar) {
   std::vector<index_t> sizes;
-  for (index_t n = 1; n <= rotquant_test::scaled(1 << 14, 1 << 12); n *= 2) sizes.push_back(n);
+  for (index_t n = 1; n <= rotquant_test::scaled(1 << 14, 1 << 11); n *= 2) sizes.push_back(n);
+  const index_t top_m = rotquant_test::scaled(128, 16);
   for (index_t k : kShipped)
-    for (index_t m : {1, 2, 4, 8, 16, 32, 64, 128}) sizes.push_back(k * m);
-  sizes.push_back(76 * 64);
+    for (index_t m = 1; m <= top_m; m *= 2) sizes.push_back(k * m);
+  sizes.push_back(76 * rotquant_test::scaled(64, 8));
   if (!rotquant_test::small_scale()) {
     for (index_t n : {11008, 18944}) sizes.push_back(n);
   }
