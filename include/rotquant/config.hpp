@@ -69,7 +69,7 @@
 #define ROTQUANT_TARGET_AVX512
 #endif
 #if ROTQUANT_HAS_NEON
-#define ROTQUANT_TARGET_NEON_DOTPROD __attribute__((target("+dotprod")))
+#define ROTQUANT_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #else
 #define ROTQUANT_TARGET_NEON_DOTPROD
 #endif
