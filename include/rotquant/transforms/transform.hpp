@@ -258,10 +258,12 @@ class transform {
           for (std::size_t b = 0; b < st.blocks.size(); ++b)
             inv.push_back(rt.orthogonal ? matrix_d(st.blocks[b].transpose())
                                         : matrix_d(rt.fold_blocks[b].transpose()));
+          // Decide before moving: argument evaluation order is unspecified.
+          const bool shared = inv.size() == 1 && st.block != dim_;
           if (st.kind == stage_kind::dense)
             t.append_dense(std::move(inv[0]));
           else
-            t.append_blocks(std::move(inv), inv.size() == 1 && st.block != dim_);
+            t.append_blocks(std::move(inv), shared);
           break;
         }
       }
