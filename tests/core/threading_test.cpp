@@ -97,3 +97,30 @@ TEST(Threading, BadArguments) {
 }
 
 }  // namespace
+
+namespace {
+
+// A range body that itself calls parallel_for on the same pool (a kernel inside a parallel
+// loop) must not deadlock: the inner call runs inline.
+TEST(Threading, NestedParallelForOnTheSamePoolRunsInline) {
+  rotquant::thread_pool_executor pool(2);
+  std::vector<std::atomic<int>> hits(400);
+  pool.parallel_for(0, 20, 1, [&](rotquant::index_t lo, rotquant::index_t hi) {
+    for (auto i = lo; i < hi; ++i)
+      pool.parallel_for(0, 20, 3, [&](rotquant::index_t a, rotquant::index_t b) {
+        for (auto k = a; k < b; ++k) ++hits[static_cast<std::size_t>(i * 20 + k)];
+      });
+  });
+  for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+  rotquant::set_default_executor(&pool);
+  std::atomic<int> count{0};
+  rotquant::parallel_for(0, 8, 1, [&](rotquant::index_t, rotquant::index_t) {
+    rotquant::parallel_for(0, 10, 2, [&](rotquant::index_t a, rotquant::index_t b) {
+      count += static_cast<int>(b - a);
+    });
+  });
+  rotquant::set_default_executor(nullptr);
+  EXPECT_EQ(count.load(), 80);
+}
+
+}  // namespace

@@ -80,7 +80,9 @@ class thread_pool_executor final : public executor {
     ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
     if (end <= begin) return;
     const index_t chunks = (end - begin + grain - 1) / grain;
-    if (threads_ == 1 || chunks == 1) {
+    // Nested use (a range body that calls parallel_for on this pool again, e.g. a kernel inside
+    // a parallel loop over sequences) runs inline: the pool is already busy with the outer job.
+    if (threads_ == 1 || chunks == 1 || current_pool() == this) {
       serial_executor().parallel_for(begin, end, grain, body);
       return;
     }
@@ -116,7 +118,18 @@ class thread_pool_executor final : public executor {
     int finished_workers = 0;  // guarded by the pool mutex
   };
 
-  static void run_chunks(job& j) {
+  // The pool whose job the calling thread is running (nullptr outside any job).
+  static const thread_pool_executor*& current_pool() {
+    static thread_local const thread_pool_executor* pool = nullptr;
+    return pool;
+  }
+
+  void run_chunks(job& j) const {
+    struct mark {
+      const thread_pool_executor* saved;
+      explicit mark(const thread_pool_executor* p) : saved(current_pool()) { current_pool() = p; }
+      ~mark() { current_pool() = saved; }
+    } in_job(this);
     for (;;) {
       const index_t c = j.next.fetch_add(1);
       if (c >= j.chunks) return;
