@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// rotquant.hpp: umbrella header; includes every public module.
+// rotquant.hpp: umbrella header; includes every public module except pipeline/ (include
+// rotquant/pipeline/presets.hpp for the recipes and model-level helpers).
 #pragma once
 
 #include "rotquant/config.hpp"
@@ -10,4 +11,21 @@
 #include "rotquant/core/reduce.hpp"
 #include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
+#include "rotquant/io/npy.hpp"
+#include "rotquant/io/safetensors.hpp"
+#include "rotquant/io/transform_file.hpp"
+#include "rotquant/kernels/gemm.hpp"
+#include "rotquant/kernels/quantize_activations.hpp"
+#include "rotquant/quant/formats.hpp"
+#include "rotquant/quant/metrics.hpp"
+#include "rotquant/quant/pack.hpp"
+#include "rotquant/quant/quantizer.hpp"
+#include "rotquant/quant/search.hpp"
+#include "rotquant/transforms/dfrot.hpp"
+#include "rotquant/transforms/duquant.hpp"
+#include "rotquant/transforms/hadamard.hpp"
+#include "rotquant/transforms/orthogonal.hpp"
+#include "rotquant/transforms/permutation.hpp"
+#include "rotquant/transforms/smooth.hpp"
+#include "rotquant/transforms/transform.hpp"
 #include "rotquant/version.hpp"
