@@ -34,7 +34,9 @@ TEST(Pipeline, RtnForwardIsFakeQuantTimesDequantizedWeight) {
   const matrix_f want =
       rotquant::fake_quantize(rotquant::presets::a4_per_token(), x) *
       rotquant::dequantize(rotquant::quantize(rotquant::presets::w4_per_channel(), w)).transpose();
-  EXPECT_EQ(layer.forward(x), want);
+  EXPECT_EQ(layer.forward(x, rotquant::execution::fake_quant), want);
+  ASSERT_TRUE(layer.has_kernel());  // automatic: the packed kernels, same integer products
+  EXPECT_LE((layer.forward(x) - want).cwiseAbs().maxCoeff(), 1e-4f * want.cwiseAbs().maxCoeff());
 }
 
 // The online transform and the folded weight cancel: (X M)(W M^-T)^T == X W^T.
