@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
   std::string text_path;
   int seeds = 3, threads = 2;
   std::size_t max_bytes = 0;
+  std::vector<std::string> only;  // preset name prefixes to run (empty = all)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -158,10 +159,13 @@ int main(int argc, char** argv) {
       max_bytes = static_cast<std::size_t>(std::stoll(next()));
     else if (a == "--quick")
       seeds = 1, max_bytes = 16384;
-    else {
+    else if (a == "--only") {
+      std::stringstream list(next());
+      for (std::string n; std::getline(list, n, ',');) only.push_back(n);
+    } else {
       std::printf(
           "usage: rotquant-llama-eval [--model DIR] [--text FILE] [--seeds N] [--threads N]\n"
-          "                           [--bytes N] [--quick]\n");
+          "                           [--bytes N] [--quick] [--only PRESET[,PRESET...]]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -246,6 +250,9 @@ int main(int argc, char** argv) {
 
     std::vector<row_result> rows;
     for (const auto& rc : recipes) {
+      bool wanted = only.empty();
+      for (const auto& o : only) wanted = wanted || rc.name.compare(0, o.size(), o) == 0;
+      if (!wanted) continue;
       row_result res;
       res.name = rc.name;
       res.bits = rc.bits;
