@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -379,6 +380,41 @@ TEST(FP4Format, FakeQuantMatchesLiteralFormula) {
       EXPECT_EQ(f.encode(static_cast<float>(-maxval * 10)), 15);
       EXPECT_EQ(f.encode(0.0f), 0);
       EXPECT_EQ(f.encode(-1e-30f), 0);
+    }
+  }
+}
+
+// The threshold encoder against the defining rule: at every threshold and one ulp either side,
+// on random floats of every magnitude, at biases spanning the float range and beyond it.
+TEST(FP4Format, ThresholdEncodeEqualsTheReferenceRule) {
+  using rotquant::fp4_kind;
+  rotquant::rng g(17);
+  std::vector<double> biases = {0.0, 1.0, 3.0, -0.37, 2.5, 17.25, -40.0, 120.0, 200.0, -200.0};
+  for (int i = 0; i < 20; ++i) biases.push_back(g.uniform() * 60.0 - 30.0);
+  for (auto k : {fp4_kind::e1m2, fp4_kind::e2m1, fp4_kind::e3m0}) {
+    for (double b : biases) {
+      const auto f = rotquant::fp4_format::from_bias(k, b);
+      for (int t = 0; t < 7; ++t) {
+        const float th = f.threshold(t);
+        for (float x : {th, std::nextafter(th, 0.0f), std::nextafter(th, 1e38f)}) {
+          ASSERT_EQ(f.encode(x), f.encode_reference(x)) << "x=" << x << " b=" << b;
+          ASSERT_EQ(f.encode(-x), f.encode_reference(-x)) << "x=" << -x << " b=" << b;
+        }
+        if (t > 0) {
+          ASSERT_LE(f.threshold(t - 1), th);
+        }
+      }
+      for (int i = 0; i < rotquant_test::scaled(4000, 400); ++i) {
+        // Random bit patterns cover every exponent, subnormals, zero and infinities.
+        std::uint32_t bits = static_cast<std::uint32_t>(g());
+        float x;
+        std::memcpy(&x, &bits, sizeof x);
+        if (std::isnan(x)) continue;
+        ASSERT_EQ(f.encode(x), f.encode_reference(x)) << "x=" << x << " b=" << b;
+        const float y = static_cast<float>(g.normal() * f.maxval());
+        ASSERT_EQ(f.encode(y), f.encode_reference(y)) << "y=" << y << " b=" << b;
+      }
+      EXPECT_EQ(f.encode(std::numeric_limits<float>::quiet_NaN()) & 0x7, 7);
     }
   }
 }

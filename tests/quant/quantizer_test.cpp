@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -691,6 +692,62 @@ TEST(ReferenceFigures, RotatingOutlierChannelsFirstCutsTheError) {
   std::printf("outliers: plain MSE %.4f, rotated MSE %.4f (ratio %.1f)\n", e_plain, e_rot,
               e_plain / e_rot);
   EXPECT_GT(e_plain / e_rot, 10.0);
+}
+
+// The canonical E2M1 grid's thresholds are exactly e2m1_encode's ladder (the fake-quant fast
+// path uses them for fp4_e2m1): '>' ends become the next float up.
+TEST(FP4Scaled, CanonicalE2M1ThresholdsAreTheOcpLadder) {
+  const auto& f = rotquant::canonical_fp4(rotquant::fp4_kind::e2m1);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float want[7] = {std::nextafter(0.25f, inf), 0.75f, std::nextafter(1.25f, inf), 1.75f,
+                         std::nextafter(2.5f, inf),  3.5f,  std::nextafter(5.0f, inf)};
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(f.threshold(i), want[i]) << i;
+}
+
+// fake_quantize takes a direct path (no packed buffers): it must equal dequantize(quantize())
+// bit for bit for every format, granularity, search and shape, tails included.
+TEST(Consistency, FakeQuantizeEqualsDequantizeOfQuantize) {
+  using rotquant::fp4_kind;
+  std::vector<quantizer> qs = {quantizer::int_sym(4),
+                               quantizer::int_sym(8, granularity::per_tensor),
+                               quantizer::int_asym(4, granularity::per_group, 16),
+                               quantizer::int_sym(3, granularity::per_group, 32, 0.9f),
+                               quantizer::quarot_activation(4, false, 0.9f),
+                               quantizer::gptq_weight(4, true, true),
+                               quantizer::gptq_weight(4, false, true, 16),
+                               quantizer::duquant(4, 0.8f),
+                               quantizer::fp4(fp4_kind::e1m2, granularity::per_row, 0, 0.8f),
+                               quantizer::fp4(fp4_kind::e2m1, granularity::per_tensor),
+                               quantizer::fp4(fp4_kind::e3m0, granularity::per_group, 16, 0.6f),
+                               quantizer::fp8(true),
+                               quantizer::fp8(false, granularity::per_row),
+                               quantizer::mxfp4(),
+                               quantizer::mxint8(),
+                               quantizer::nvfp4()};
+  rotquant::rng g(5);
+  for (const auto& q : qs) {
+    for (index_t cols : {1, 7, 16, 33, 64, 95}) {
+      const index_t rows = 1 + static_cast<index_t>(g() % 5);
+      matrix_f x = gaussian(rows, cols, g(), 2.0);
+      x(0, 0) = 0.0f;
+      if (cols > 3) x(rows - 1, 3) *= 50.0f;  // an outlier
+      matrix_f want;
+      try {
+        want = rotquant::dequantize(rotquant::quantize(q, x));
+      } catch (const rotquant::error&) {
+        // Shapes the quantizer rejects must be rejected by both paths.
+        EXPECT_THROW(rotquant::fake_quantize(q, x), rotquant::error) << q.name() << " " << cols;
+        continue;
+      }
+      const matrix_f got = rotquant::fake_quantize(q, x);
+      ASSERT_EQ(got.rows(), want.rows());
+      for (index_t i = 0; i < got.size(); ++i) {
+        ASSERT_EQ(std::memcmp(got.data() + i, want.data() + i, sizeof(float)), 0)
+            << q.name() << " " << rows << "x" << cols << " element " << i << ": " << got.data()[i]
+            << " vs " << want.data()[i];
+      }
+    }
+  }
 }
 
 }  // namespace

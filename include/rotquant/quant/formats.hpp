@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "rotquant/core/error.hpp"
@@ -221,6 +222,7 @@ class fp4_format {
     f.unit_ = maxval / f.max_grid();
     ROTQUANT_CHECK(f.unit_ > 0 && std::isfinite(f.unit_),
                    "fp4_format: maxval " << maxval << " gives a unit 2^-b that underflows");
+    f.set_thresholds();
     return f;
   }
   /// Format `kind` with exponent bias `bias` (finite, |bias| <= 1000).
@@ -242,8 +244,20 @@ class fp4_format {
   /// Largest representable magnitude.
   double maxval() const { return max_grid() * unit_; }
 
-  /// Encodes x (finite) to a 4-bit code, RNE on the grid, saturating at +-maxval. O(1).
+  /// Encodes x (finite) to a 4-bit code, RNE on the grid, saturating at +-maxval. O(1): seven
+  /// comparisons against float thresholds derived from encode_reference at construction (the
+  /// smallest float reaching each magnitude code), so the result equals encode_reference(x)
+  /// for every float x (NaN gives magnitude code 7, as there).
   std::uint8_t encode(float x) const {
+    const float a = std::fabs(x);
+    int code = 0;
+    for (int i = 0; i < 7; ++i) code += a >= threshold_[i];
+    if (!(a < threshold_[6])) code = 7;
+    if (code != 0 && std::signbit(x)) code |= 0x8;
+    return static_cast<std::uint8_t>(code);
+  }
+  /// The defining rule, evaluated directly in double (the oracle of encode). O(1).
+  std::uint8_t encode_reference(float x) const {
     int field = 0;
     int mant = 0;
     grid_round(x, field, mant);
@@ -251,6 +265,8 @@ class fp4_format {
     const int code = (field << mantissa_bits()) | mant;
     return static_cast<std::uint8_t>(std::signbit(x) ? (code | 0x8) : code);
   }
+  /// Smallest non-negative float whose magnitude code is i + 1 or more (i = 0..6).
+  float threshold(int i) const { return threshold_[i]; }
   /// Decodes the low nibble of `code`. O(1).
   float decode(std::uint8_t code) const {
     // Bias-0 grid values of the magnitude codes: exponent field 0 is subnormal
@@ -264,7 +280,26 @@ class fp4_format {
   float fake_quantize(float x) const { return decode(encode(x)); }
 
  private:
-  fp4_format(fp4_kind k, double unit) : kind_(k), unit_(unit) {}
+  fp4_format(fp4_kind k, double unit) : kind_(k), unit_(unit) { set_thresholds(); }
+
+  // encode_reference is monotone in |x|, so each magnitude code starts at one float: find it by
+  // bisection over the ordered bit patterns of the non-negative floats [0, +inf].
+  void set_thresholds() {
+    for (int i = 0; i < 7; ++i) {
+      std::uint32_t lo = 0, hi = 0x7F800000u;  // code(lo) <= i < code(hi) (inf saturates to 7)
+      while (hi - lo > 1) {
+        const std::uint32_t mid = lo + (hi - lo) / 2;
+        float v;
+        std::memcpy(&v, &mid, sizeof v);
+        if (encode_reference(v) > i) {
+          hi = mid;
+        } else {
+          lo = mid;
+        }
+      }
+      std::memcpy(&threshold_[i], &hi, sizeof hi);
+    }
+  }
 
   double max_grid() const {
     const int e = exponent_bits();
@@ -309,6 +344,7 @@ class fp4_format {
 
   fp4_kind kind_;
   double unit_;
+  float threshold_[7] = {};
 };
 
 }  // namespace rotquant

@@ -732,25 +732,16 @@ double encode_region(const quantizer& q, const_matrix_view<float> X, const regio
   return err;
 }
 
-/// Quantizes one region: computes its params (with the optional mse clip search) and encodes.
-template <class Store>
-quant_params quantize_region(const quantizer& q, const_matrix_view<float> X, const region& g,
-                             float tensor_scale, Store&& store) {
+/// The params of one region (with the optional mse clip search), without encoding it.
+inline quant_params region_params(const quantizer& q, const_matrix_view<float> X, const region& g,
+                                  float tensor_scale) {
   range_stats st;
   for (index_t r = g.r0; r < g.r1; ++r) {
     for (index_t c = g.c0; c < g.c1; ++c) st.add(X(r, c));
   }
-  if (q.is_block_format()) {
-    const quant_params p = block_params(q, st.amax, tensor_scale);
-    encode_region(q, X, g, p, store, 0.0);
-    return p;
-  }
+  if (q.is_block_format()) return block_params(q, st.amax, tensor_scale);
   const bool forced_zero = q.gran != granularity::per_group;
-  if (q.search == clip_search::none) {
-    const quant_params p = params_from_stats(q, st, q.clip, forced_zero, false);
-    encode_region(q, X, g, p, store, 0.0);
-    return p;
-  }
+  if (q.search == clip_search::none) return params_from_stats(q, st, q.clip, forced_zero, false);
   // GPTQ's grid: the candidate clip p = 1 - i/grid replaces the clip ratio; keep strictly better.
   const auto noop = [](index_t, index_t, std::uint8_t) {};
   const int steps = static_cast<int>(q.search_maxshrink * q.search_grid);
@@ -765,8 +756,16 @@ quant_params quantize_region(const quantizer& q, const_matrix_view<float> X, con
       best_p = cand;
     }
   }
-  encode_region(q, X, g, best_p, store, 0.0);
   return best_p;
+}
+
+/// Quantizes one region: computes its params (region_params) and encodes.
+template <class Store>
+quant_params quantize_region(const quantizer& q, const_matrix_view<float> X, const region& g,
+                             float tensor_scale, Store&& store) {
+  const quant_params p = region_params(q, X, g, tensor_scale);
+  encode_region(q, X, g, p, store, 0.0);
+  return p;
 }
 
 /// Walks every scale region of a rows x cols input in storage order, calling
@@ -885,7 +884,75 @@ inline matrix_f dequantize(const quantized_matrix& m) {
 /// quantize then dequantize (for experiments): exactly dequantize(quantize(q, X)).
 /// Same preconditions and cost as quantize.
 inline matrix_f fake_quantize(const quantizer& q, const_matrix_view<float> X) {
-  return dequantize(quantize(q, X));
+  // Same params and element arithmetic as quantize + dequantize, without the packed buffers:
+  // each element goes encode -> stored code -> decode in one pass.
+  q.validate(X.rows(), X.cols());
+  check_finite(X, "fake_quantize: X");
+  matrix_f out(X.rows(), X.cols());
+  if (X.rows() == 0 || X.cols() == 0) return out;
+  const float ts =
+      q.format == element_format::nvfp4 ? detail::nvfp4_ts(detail::global_amax(X)) : 1.0f;
+  const bool nibbles = q.packs_nibbles();
+  const bool scaled_fp4 = q.format == element_format::fp4_e1m2 ||
+                          q.format == element_format::fp4_e2m1 ||
+                          q.format == element_format::fp4_e3m0;
+  detail::for_each_region(q, X.rows(), X.cols(), [&](const detail::region& g, index_t) {
+    detail::quant_params p = detail::region_params(q, X, g, ts);
+    if (nibbles) {
+      // 4-bit codes: the 16 decoded values of this region in a table, then encode + look up.
+      float value[16];
+      detail::with_decoder(q, p, [&](auto dec) {
+        for (int code = 0; code < 16; ++code)
+          value[code] = dec(detail::stored_to_code(q, static_cast<std::uint8_t>(code)));
+      });
+      if (scaled_fp4) {
+        // Branch-free form of the same thing (vectorizes): |x / s| against the format's seven
+        // thresholds selects the magnitude, the sign of x is put back on non-zero results
+        // (value[k | 8] == -value[k] exactly; magnitude code 0 is stored as +0).
+        const fp4_format& f = canonical_fp4(fp4_kind_of(q.format));
+        const float t0 = f.threshold(0), t1 = f.threshold(1), t2 = f.threshold(2),
+                    t3 = f.threshold(3), t4 = f.threshold(4), t5 = f.threshold(5),
+                    t6 = f.threshold(6);
+        const float v1 = value[1], v2 = value[2], v3 = value[3], v4 = value[4], v5 = value[5],
+                    v6 = value[6], v7 = value[7];
+        const float s = p.scale;
+        for (index_t r = g.r0; r < g.r1; ++r) {
+          const float* xr = X.data() + r * X.outerStride() + g.c0;
+          float* yr = &out(r, g.c0);
+          const index_t n = g.c1 - g.c0;
+          for (index_t c = 0; c < n; ++c) {
+            const float xs = xr[c] / s;
+            const float a = std::fabs(xs);
+            float m = 0.0f;
+            m = a >= t0 ? v1 : m;
+            m = a >= t1 ? v2 : m;
+            m = a >= t2 ? v3 : m;
+            m = a >= t3 ? v4 : m;
+            m = a >= t4 ? v5 : m;
+            m = a >= t5 ? v6 : m;
+            m = !(a < t6) ? v7 : m;
+            yr[c] = a >= t0 ? std::copysign(m, xs) : 0.0f;
+          }
+        }
+        return;
+      }
+      detail::with_encoder(q, p, [&](auto enc) {
+        for (index_t r = g.r0; r < g.r1; ++r) {
+          for (index_t c = g.c0; c < g.c1; ++c) out(r, c) = value[enc(X(r, c)) & 0x0F];
+        }
+      });
+      return;
+    }
+    detail::with_encoder(q, p, [&](auto enc) {
+      detail::with_decoder(q, p, [&](auto dec) {
+        for (index_t r = g.r0; r < g.r1; ++r) {
+          for (index_t c = g.c0; c < g.c1; ++c)
+            out(r, c) = dec(detail::stored_to_code(q, enc(X(r, c))));
+        }
+      });
+    });
+  });
+  return out;
 }
 inline matrix_f fake_quantize(const quantizer& q, const matrix_f& X) {
   return fake_quantize(q, view(X));
