@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # demo.sh: build and run the main demo (README's first command): the shipped LLaMA-architecture
 # model quantized to W4A4 by every preset, with perplexity and speed. Arguments are passed to
-# rotquant-llama-eval (e.g. --quick for one seed on the first 16 KiB of text).
+# rotquant-llama-eval (e.g. --full for three seeds on the whole text).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
