@@ -136,4 +136,39 @@ TEST(Npy, MalformedFilesAreRejectedWithAReason) {
       "trailing characters");
 }
 
+// Regression (found by fuzz_npy, tests/fuzz): an empty array whose other dimensions multiply
+// past int64 was accepted, and tensor::numel() then overflowed (UB). NumPy's rule now holds:
+// the non-zero dimensions must multiply within int64, whatever else is 0.
+TEST(Npy, EmptyShapeWhoseOtherDimensionsOverflowIsRejected) {
+  auto parse = [](const std::string& shape) {
+    const auto b =
+        with_header("{'descr': '|u1', 'fortran_order': False, 'shape': " + shape + ", }", 0);
+    return rotquant::io::parse_npy(b.data(), b.size());
+  };
+  EXPECT_ROTQUANT_ERROR(parse("(4611686018427387904, 2, 0)"), "overflows");
+  EXPECT_ROTQUANT_ERROR(parse("(169, 13247798829, 7798829, 0)"), "overflows");  // the fuzzer's
+  EXPECT_ROTQUANT_ERROR(parse("(0, 9223372036854775807, 2)"), "overflows");
+  const auto t = parse("(3037000499, 0, 3037000499)");  // 3037000499^2 < 2^63
+  EXPECT_EQ(t.numel(), 0);
+  EXPECT_TRUE(t.bytes.empty());
+}
+
+// Whatever the reader accepts, the writer can write: a header past 65535 bytes (format 1.0's
+// limit) is written as format 2.0, as NumPy does, instead of throwing.
+TEST(Npy, HeadersPast64KiBAreWrittenAsVersion2) {
+  rotquant::io::tensor t;
+  t.type = rotquant::io::dtype::i8;
+  t.shape.assign(30000, 1);
+  t.bytes = {42};
+  const auto image = rotquant::io::serialize_npy(t);
+  ASSERT_GT(image.size(), 65536u);
+  EXPECT_EQ(image[6], 2);
+  EXPECT_EQ((image.size() - 1) % 64, 0u);  // data still aligned to 64
+  const auto back = rotquant::io::parse_npy(image.data(), image.size());
+  EXPECT_EQ(back.shape, t.shape);
+  EXPECT_EQ(back.bytes, t.bytes);
+  t.shape = {1};
+  EXPECT_EQ(rotquant::io::serialize_npy(t)[6], 1);  // short headers keep format 1.0
+}
+
 }  // namespace

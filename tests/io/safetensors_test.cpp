@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
+
+#if defined(__linux__)
+#include <sys/resource.h>
+#endif
 
 #include "test_util.hpp"
 
@@ -21,6 +26,33 @@ std::vector<std::uint8_t> image(const std::string& header, std::size_t data_byte
 
 rotquant::io::safetensors_file parse(const std::vector<std::uint8_t>& b) {
   return rotquant::io::parse_safetensors(b.data(), b.size());
+}
+
+// Peak resident set of this process in MiB (0 where getrusage does not report it).
+long peak_rss_mib() {
+#if defined(__linux__)
+  rusage u{};
+  if (getrusage(RUSAGE_SELF, &u) == 0) return u.ru_maxrss / 1024;
+#endif
+  return 0;
+}
+
+// Regression (found while adding tests/fuzz): tensors may claim overlapping spans, and the
+// reader copied each tensor's bytes before checking that the spans tile the data section, so
+// 512 entries over one 1 MiB section made it hold 512 MiB before rejecting the file. The tiling
+// is now checked before any copy. Defined first so the process's peak RSS is still small.
+TEST(Safetensors, OverlappingSpansAreRejectedBeforeAnyCopy) {
+  const std::size_t bytes = std::size_t{1} << 20, entries = 512;
+  const std::string entry = R"(":{"dtype":"U8","shape":[)" + std::to_string(bytes) +
+                            R"(],"data_offsets":[0,)" + std::to_string(bytes) + "]}";
+  std::string header = "{";
+  for (std::size_t i = 0; i < entries; ++i)
+    header += std::string(i ? "," : "") + "\"t" + std::to_string(i) + entry;
+  header += "}";
+  const auto file = image(header, bytes);
+  const long before = peak_rss_mib();
+  EXPECT_ROTQUANT_ERROR(parse(file), "overlaps another tensor");
+  EXPECT_LT(peak_rss_mib() - before, 128) << "the reader copied the overlapping spans";
 }
 
 TEST(Safetensors, ReadsTheRealModel) {
@@ -128,6 +160,17 @@ TEST(Safetensors, MalformedFilesAreRejectedWithAReason) {
           R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,8]}})",
           8)),
       "overflows");
+  // Regression (tests/fuzz): an empty tensor whose other dimensions overflow int64.
+  EXPECT_ROTQUANT_ERROR(
+      parse(image(R"({"a":{"dtype":"U8","shape":[4611686018427387904,2,0],"data_offsets":[0,0]}})",
+                  0)),
+      "overflows");
+  EXPECT_EQ(parse(image(R"({"a":{"dtype":"U8","shape":[3037000499,0,3037000499],)"
+                        R"("data_offsets":[0,0]}})",
+                        0))
+                .at("a")
+                .numel(),
+            0);
   std::string deep(100, '[');
   EXPECT_ROTQUANT_ERROR(parse(image("{\"a\":" + deep, 0)), "nesting deeper than 64");
   EXPECT_ROTQUANT_ERROR(rotquant::io::read_safetensors("/nonexistent/x.safetensors"),

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
 
 #include "rotquant/core/rng.hpp"
 #include "test_util.hpp"
@@ -108,6 +111,74 @@ TEST(TransformFile, RejectsCorruptOrForeignFiles) {
   reserved.transforms.emplace_back("t", rotquant::transform(4));
   reserved.metadata["checksum"] = "x";
   EXPECT_ROTQUANT_ERROR(rotquant::io::to_safetensors(reserved), "is reserved");
+}
+
+rotquant::io::transform_bundle reload(const rotquant::io::safetensors_file& f) {
+  const auto bytes = rotquant::io::serialize_safetensors(f);
+  return rotquant::io::from_safetensors(rotquant::io::parse_safetensors(bytes.data(), bytes.size()),
+                                        "f");
+}
+
+// A file with one whole-row Hadamard stage over a dimension given as text.
+rotquant::io::safetensors_file hadamard_file(const std::string& dim) {
+  rotquant::io::safetensors_file f;
+  f.metadata = {{"format", "rotquant.transform"},
+                {"version", "1"},
+                {"transforms", "t"},
+                {"t.dim", dim},
+                {"t.stages", "1"},
+                {"t.stage.0.kind", "hadamard"},
+                {"t.stage.0.block", "0"},
+                {"t.stage.0.transposed", "0"}};
+  f.metadata["checksum"] = rotquant::io::detail::hex64(rotquant::io::detail::checksum(f));
+  return f;
+}
+
+// Regressions (found while adding tests/fuzz): a transform file names its dimension, so a
+// Hadamard size can be any 64-bit value. Factorising it overflowed (k *= 2 past 2^63 for
+// n = 2^62 + 1) and, for a size with no construction, the suggested block was searched by
+// trying every b <= n (about 10^18 steps here). Both are now bounded by the largest base order.
+TEST(TransformFile, HugeHadamardSizesAreRejectedQuickly) {
+  EXPECT_ROTQUANT_ERROR(reload(hadamard_file("4611686018427387905")),
+                        "no Hadamard matrix of order n = 4611686018427387905");
+  EXPECT_ROTQUANT_ERROR(reload(hadamard_file("1000000000000000001")), "block b = 1 ");
+  EXPECT_ROTQUANT_ERROR(reload(hadamard_file("9223372036854775807")), "is invalid");
+  // 2^40 * 1000003 (prime): no base divides the odd part; the largest block is 2^40.
+  EXPECT_ROTQUANT_ERROR(reload(hadamard_file("1099514926310883328")), "block b = 1099511627776 ");
+  // A size whose only base is above max_hadamard_base (16412, Paley I with q = 16411) counts
+  // as not constructible, and the message says where the search stopped.
+  EXPECT_ROTQUANT_ERROR(reload(hadamard_file("16412")), "<= 16380");
+  // Powers of two need no base table, however large.
+  EXPECT_EQ(reload(hadamard_file("4611686018427387904")).at("t").dim(), index_t{1} << 62);
+  EXPECT_EQ(reload(hadamard_file("1280")).at("t").stages()[0].block, 1280);  // 20 * 64
+}
+
+// Regressions (found while adding tests/fuzz): permutation indices went through double and an
+// out-of-range float-to-integer cast (UB) before validation; and the reader accepted empty or
+// repeated transform names that the writer refuses, so a loaded bundle could not be saved.
+TEST(TransformFile, RejectsBadPermutationIndicesAndNames) {
+  const auto good = rotquant::io::to_safetensors([] {
+    rotquant::io::transform_bundle b;
+    b.transforms.emplace_back("t", every_stage_kind(16, 3));
+    return b;
+  }());
+  EXPECT_EQ(reload(good).transforms.size(), 1u);
+  for (const std::int64_t bad : {std::numeric_limits<std::int64_t>::max(), std::int64_t{-1},
+                                 std::int64_t{16}, std::numeric_limits<std::int64_t>::min()}) {
+    auto f = good;
+    for (auto& kv : f.tensors)
+      if (kv.first == "t.stage.3.perm") std::memcpy(kv.second.bytes.data() + 8, &bad, 8);
+    f.metadata["checksum"] = rotquant::io::detail::hex64(rotquant::io::detail::checksum(f));
+    EXPECT_ROTQUANT_ERROR(
+        reload(f), "'t.stage.3.perm' entry 1 = " + std::to_string(bad) + " is outside [0, 16)");
+  }
+  auto f = good;
+  f.metadata["transforms"] = "t,t";
+  EXPECT_ROTQUANT_ERROR(reload(f), "duplicate transform name 't'");
+  f.metadata["transforms"] = ",t";
+  EXPECT_ROTQUANT_ERROR(reload(f), "empty transform name");
+  f.metadata["transforms"] = "t,";  // a trailing separator names nothing more
+  EXPECT_EQ(reload(f).transforms.size(), 1u);
 }
 
 }  // namespace

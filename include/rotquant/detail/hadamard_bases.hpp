@@ -8,6 +8,7 @@
 // Paley construction reaches with a prime q is built on demand (e.g. 76, 684, 924).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -79,7 +80,7 @@ inline int log2_exact(index_t n) {
 inline bool is_prime(index_t q) {
   if (q < 2) return false;
   if (q % 2 == 0) return q == 2;
-  for (index_t d = 3; d * d <= q; d += 2)
+  for (index_t d = 3; d <= q / d; d += 2)  // d * d would overflow for q near 2^63
     if (q % d == 0) return false;
   return true;
 }
@@ -247,6 +248,11 @@ inline sign_matrix hadamard_base(index_t k) {
   return {};
 }
 
+/// The largest base order K that is built (hadamard_plan's limit; H_K takes K^2 bytes and
+/// O(K^2) time). Sizes whose only factorisations need a larger K count as not constructible,
+/// which also keeps the searches below bounded for any 64-bit n (a transform file names n).
+constexpr index_t max_hadamard_base = 16380;
+
 /// n = k * m with m a power of two and k a base order.
 struct hadamard_factorization {
   index_t k = 1;
@@ -270,7 +276,7 @@ inline bool try_factor_hadamard(index_t n, hadamard_factorization& out) {
   }
   index_t odd = n;
   while (odd % 2 == 0) odd /= 2;
-  for (index_t k = odd; k <= n; k *= 2) {
+  for (index_t k = odd; k <= n && k <= max_hadamard_base; k *= 2) {
     if (n % k == 0 && construction_for(k) != base_construction::none) {
       out = {k, n / k};
       return true;
@@ -279,12 +285,21 @@ inline bool try_factor_hadamard(index_t n, hadamard_factorization& out) {
   return false;
 }
 
-/// The largest b dividing n for which a Hadamard transform of order b exists.
+/// The largest b dividing n for which a Hadamard transform of order b exists. Such a b is
+/// K * 2^j for a base order K <= max_hadamard_base, so each K dividing n is tried with the
+/// largest power of two that still divides n / K: O(max_hadamard_base), not O(n).
 inline index_t largest_hadamard_block(index_t n) {
-  hadamard_factorization f;
-  for (index_t b = n; b >= 1; --b)
-    if (n % b == 0 && try_factor_hadamard(b, f)) return b;
-  return 1;
+  index_t best = 1;
+  for (index_t k = 1; k <= max_hadamard_base && k <= n; ++k) {
+    if (n % k != 0 || construction_for(k) == base_construction::none) continue;
+    index_t b = k, rest = n / k;
+    while (rest % 2 == 0) {
+      b *= 2;
+      rest /= 2;
+    }
+    best = std::max(best, b);
+  }
+  return best;
 }
 
 /// The factorisation of n, or rotquant::error naming n's factorisation and the nearest options.
@@ -298,15 +313,15 @@ inline hadamard_factorization factor_hadamard(index_t n, const char* who) {
     ++e;
   }
   const index_t block = largest_hadamard_block(n);
-  ROTQUANT_CHECK(false, who << ": no Hadamard matrix of order n = " << n << " = " << odd << " * 2^"
-                            << e << " is constructible: no K = " << odd
-                            << " * 2^j dividing n has a Sylvester, Paley I (prime q = K - 1 = 3 "
-                               "mod 4), Paley II (prime q = K/2 - 1 = 1 mod 4) or Williamson "
-                               "construction (rotquant never pads). Nearest options: a "
-                               "block-diagonal Hadamard with block b = "
-                            << block << " (transform::append_hadamard(" << block
-                            << ")), or a random orthogonal rotation (random_orthogonal(" << n
-                            << ", seed))");
+  ROTQUANT_CHECK(
+      false, who << ": no Hadamard matrix of order n = " << n << " = " << odd << " * 2^" << e
+                 << " is constructible: no K = " << odd << " * 2^j <= " << max_hadamard_base
+                 << " dividing n has a Sylvester, Paley I (prime q = K - 1 = 3 "
+                    "mod 4), Paley II (prime q = K/2 - 1 = 1 mod 4) or Williamson "
+                    "construction (rotquant never pads). Nearest options: a "
+                    "block-diagonal Hadamard with block b = "
+                 << block << " (transform::append_hadamard(" << block
+                 << ")), or a random orthogonal rotation (random_orthogonal(" << n << ", seed))");
   return f;
 }
 

@@ -218,7 +218,8 @@ inline tensor read_npy(const std::string& path) {
   return parse_npy(bytes.data(), bytes.size(), path);
 }
 
-/// Serialises a tensor as .npy (version 1.0; header padded so data starts on 64 bytes).
+/// Serialises a tensor as .npy: version 1.0, or 2.0 (4-byte header length) when the header
+/// does not fit in 65535 bytes, as NumPy does; the header is padded so data starts on 64 bytes.
 inline std::vector<std::uint8_t> serialize_npy(const tensor& t) {
   const std::uint64_t nbytes = detail::checked_nbytes(t.shape, t.type, "npy");
   ROTQUANT_CHECK(nbytes == t.bytes.size(), "serialize_npy: tensor holds "
@@ -232,18 +233,28 @@ inline std::vector<std::uint8_t> serialize_npy(const tensor& t) {
     if (i + 1 < t.shape.size()) header += " ";
   }
   header += "), }";
-  const std::size_t total = 10 + header.size() + 1;
-  header.append((64 - total % 64) % 64, ' ');
-  header += '\n';
-  ROTQUANT_CHECK(header.size() <= 65535, "serialize_npy: header too long for format 1.0");
-  static const std::uint8_t preamble[8] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0};
-  std::vector<std::uint8_t> out(10 + header.size() + t.bytes.size());
-  std::memcpy(out.data(), preamble, 8);
-  out[8] = static_cast<std::uint8_t>(header.size() & 0xFF);
-  out[9] = static_cast<std::uint8_t>(header.size() >> 8);
-  std::memcpy(out.data() + 10, header.data(), header.size());
+  auto padded = [&header](std::size_t preamble) {
+    std::string h = header;
+    h.append((64 - (preamble + h.size() + 1) % 64) % 64, ' ');
+    return h + '\n';
+  };
+  std::size_t preamble = 10;
+  std::string text = padded(preamble);
+  if (text.size() > 65535) {
+    preamble = 12;
+    text = padded(preamble);
+    ROTQUANT_CHECK(text.size() <= 0xFFFFFFFFu, "serialize_npy: header longer than 4 GiB");
+  }
+  static const std::uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  std::vector<std::uint8_t> out(preamble + text.size() + t.bytes.size());
+  std::memcpy(out.data(), magic, 6);
+  out[6] = preamble == 10 ? 1 : 2;
+  out[7] = 0;
+  for (std::size_t i = 0; i + 8 < preamble; ++i)
+    out[8 + i] = static_cast<std::uint8_t>(text.size() >> (8 * i));
+  std::memcpy(out.data() + preamble, text.data(), text.size());
   if (!t.bytes.empty())
-    std::memcpy(out.data() + 10 + header.size(), t.bytes.data(), t.bytes.size());
+    std::memcpy(out.data() + preamble + text.size(), t.bytes.data(), t.bytes.size());
   return out;
 }
 

@@ -121,9 +121,12 @@ inline safetensors_file parse_safetensors(const std::uint8_t* data, std::size_t 
   const std::uint64_t data_size = size - 8 - n;
   const std::uint8_t* base = data + 8 + n;
   safetensors_file out;
+  // Every entry is validated and the spans are checked to tile the data section before any
+  // tensor bytes are copied: entries may claim overlapping spans, and copying each one first
+  // would let a small file allocate (number of entries) x (data size) bytes.
   struct span {
     std::uint64_t begin, end;
-    std::string name;
+    std::size_t index;  // into out.tensors
   };
   std::vector<span> spans;
   for (const auto& kv : root.object) {
@@ -168,8 +171,7 @@ inline safetensors_file parse_safetensors(const std::uint8_t* data, std::size_t 
       throw io_error(where + ": byte span " + std::to_string(end - begin) +
                      " differs from numel * itemsize = " + std::to_string(nbytes));
     if (end > data_size) throw io_error(where + ": data_offsets run past the end of the file");
-    t.bytes.assign(base + begin, base + end);
-    spans.push_back({begin, end, name});
+    spans.push_back({begin, end, out.tensors.size()});
     out.tensors.emplace_back(name, std::move(t));
   }
   std::sort(spans.begin(), spans.end(), [](const span& a, const span& b) {
@@ -177,15 +179,18 @@ inline safetensors_file parse_safetensors(const std::uint8_t* data, std::size_t 
   });
   std::uint64_t cursor = 0;
   for (const auto& s : spans) {
-    if (s.begin < cursor)
-      throw io_error(what + ": tensor '" + s.name + "' overlaps another tensor");
+    const std::string& name = out.tensors[s.index].first;
+    if (s.begin < cursor) throw io_error(what + ": tensor '" + name + "' overlaps another tensor");
     if (s.begin > cursor)
-      throw io_error(what + ": hole in the data section before tensor '" + s.name + "'");
+      throw io_error(what + ": hole in the data section before tensor '" + name + "'");
     cursor = s.end;
   }
   if (cursor != data_size)
     throw io_error(what + ": data section has " + std::to_string(data_size) +
                    " bytes but the tensors end at " + std::to_string(cursor));
+  // The spans tile the data section exactly, so the copies below total data_size bytes.
+  for (const auto& s : spans)
+    out.tensors[s.index].second.bytes.assign(base + s.begin, base + s.end);
   return out;
 }
 

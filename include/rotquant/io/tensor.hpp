@@ -261,15 +261,25 @@ struct tensor {
 namespace detail {
 
 /// numel * itemsize with overflow and sign checks; `what` names the file for the message.
+/// Like NumPy, the product of the non-zero dimensions must fit in int64 even when another
+/// dimension is 0: an empty tensor of shape (2^62, 2, 0) is rejected, so tensor::numel() and
+/// every partial product of the shape stay representable.
 inline std::uint64_t checked_nbytes(const std::vector<std::int64_t>& shape, dtype t,
                                     const std::string& what) {
-  std::uint64_t n = 1;
+  constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  std::uint64_t nonzero = 1;
+  bool empty = false;
   for (auto d : shape) {
     if (d < 0) throw io_error(what + ": negative dimension " + std::to_string(d) + " in shape");
-    if (d != 0 && n > std::numeric_limits<std::uint64_t>::max() / static_cast<std::uint64_t>(d))
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > limit / static_cast<std::uint64_t>(d))
       throw io_error(what + ": shape element count overflows 64 bits");
-    n *= static_cast<std::uint64_t>(d);
+    nonzero *= static_cast<std::uint64_t>(d);
   }
+  const std::uint64_t n = empty ? 0 : nonzero;
   if (n > std::numeric_limits<std::uint64_t>::max() / dtype_size(t))
     throw io_error(what + ": byte size overflows 64 bits");
   return n * dtype_size(t);

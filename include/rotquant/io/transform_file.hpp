@@ -189,7 +189,14 @@ inline transform_bundle from_safetensors(const safetensors_file& f, const std::s
   transform_bundle out;
   std::vector<std::string> names;
   std::stringstream list(meta("transforms"));
-  for (std::string n; std::getline(list, n, ',');) names.push_back(n);
+  for (std::string n; std::getline(list, n, ',');) {
+    // The writer refuses empty and repeated names, so the reader does too (a name prefixes
+    // every key of its transform).
+    if (n.empty()) throw io_error(what + ": empty transform name in metadata 'transforms'");
+    for (const auto& seen : names)
+      if (seen == n) throw io_error(what + ": duplicate transform name '" + n + "'");
+    names.push_back(n);
+  }
   for (const auto& name : names) {
     const index_t dim = integer(name + ".dim");
     const index_t stages = integer(name + ".stages");
@@ -216,8 +223,14 @@ inline transform_bundle from_safetensors(const safetensors_file& f, const std::s
           const tensor& v = tensor_of("perm");
           if (v.shape.size() != 1 || v.shape[0] != dim || v.type != dtype::i64)
             throw io_error(what + ": '" + p + "perm' must be I64 [" + std::to_string(dim) + "]");
-          for (std::int64_t k = 0; k < dim; ++k)
-            st.perm.push_back(static_cast<index_t>(v.element(k)));
+          // Range-checked as integers: an index beyond 2^53 must not pass through double.
+          for (std::int64_t k = 0; k < dim; ++k) {
+            const auto e = detail::load_le<std::int64_t>(v.bytes.data() + 8 * k);
+            if (e < 0 || e >= dim)
+              throw io_error(what + ": '" + p + "perm' entry " + std::to_string(k) + " = " +
+                             std::to_string(e) + " is outside [0, " + std::to_string(dim) + ")");
+            st.perm.push_back(static_cast<index_t>(e));
+          }
         } else if (kind == "hadamard") {
           st.kind = stage_kind::hadamard;
           st.block = integer(p + "block");
