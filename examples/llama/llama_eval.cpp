@@ -142,8 +142,9 @@ int main(int argc, char** argv) {
   // acceptance run (whole text, three seeds).
   int seeds = 1, threads = 2;
   std::size_t max_bytes = 16384;
-  bool check = false;
-  std::vector<std::string> only;  // preset name prefixes to run (empty = all)
+  bool check = false, verbose = false, w_clip = true;
+  rotquant::dfrot_options dfrot_base;  // --dfrot-alpha / --dfrot-steps for ablations
+  std::vector<std::string> only;       // preset name prefixes to run (empty = all)
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -164,17 +165,40 @@ int main(int argc, char** argv) {
       seeds = 3, max_bytes = 0;
     else if (a == "--check")
       check = true;
-    else if (a == "--only") {
+    else if (a == "--verbose")
+      verbose = true;
+    else if (a == "--no-w-clip")
+      w_clip = false;
+    else if (a == "--dfrot-alpha")
+      dfrot_base.alpha = std::stod(next());
+    else if (a == "--dfrot-steps")
+      dfrot_base.steps = std::stoi(next());
+    else if (a == "--dfrot-rule") {
+      const std::string r = next();
+      if (r == "released")
+        dfrot_base.massive.rule = rotquant::massive_rule::released;
+      else if (r == "mistral")
+        dfrot_base.massive.rule = rotquant::massive_rule::mistral;
+      else if (r == "magnitude")
+        dfrot_base.massive.rule = rotquant::massive_rule::magnitude;
+      else
+        throw std::invalid_argument("--dfrot-rule: '" + r +
+                                    "' is not one of released, mistral, magnitude");
+    } else if (a == "--only") {
       std::stringstream list(next());
       for (std::string n; std::getline(list, n, ',');) only.push_back(n);
     } else {
       std::printf(
           "usage: rotquant-llama-eval [--model DIR] [--text FILE] [--seeds N] [--threads N]\n"
           "                           [--bytes N (0 = all)] [--full] [--check]\n"
-          "                           [--only PRESET[,PRESET...]]\n"
+          "                           [--only PRESET[,PRESET...]] [--verbose]\n"
+          "                           [--dfrot-alpha A (100)] [--dfrot-steps N (100)]\n"
+          "                           [--dfrot-rule released|mistral|magnitude] [--no-w-clip]\n"
           "  default: 1 seed on the first 16384 bytes; --full: 3 seeds on the whole text;\n"
           "  --check: exit 1 unless every perplexity is finite, fake quant and kernels agree\n"
-          "  within 0.5%% and every rotation preset beats round-to-nearest.\n");
+          "  within 0.5%% and every rotation preset beats round-to-nearest;\n"
+          "  --verbose: DFRot's massive/normal error report on stderr;\n"
+          "  --no-w-clip: QuaRot/DFRot weights at clip 1.0 instead of QuaRot's --w_clip search.\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -210,8 +234,12 @@ int main(int argc, char** argv) {
     for (const auto& L : base.layers)
       for (const auto& w : L.w) linear_params += w.size();
 
-    const auto w4 = rotquant::presets::w4_per_channel();
+    // QuaRot and DFRot weights use the MSE clip search of QuaRot's --w_clip, the setting both
+    // papers evaluate with; --no-w-clip gives clip 1.0 (the data README's rotation rows).
+    const auto w4 = w_clip ? rotquant::quantizer::gptq_weight(4, true, true)
+                           : rotquant::presets::w4_per_channel();
     const auto a4 = rotquant::presets::a4_per_token();
+    const std::string rot_bits = w_clip ? "W4A4 int wclip" : "W4A4 int";
     std::vector<recipe> recipes;
     auto rotated = [&](const std::string& name, const std::string& bits, residual r,
                        std::uint64_t seed, rotquant::quantizer wq, rotquant::quantizer aq) {
@@ -234,7 +262,7 @@ int main(int argc, char** argv) {
                          return rotquant::presets::smoothquant().calibrate(x, w);
                        }});
     for (int s = 0; s < seeds; ++s)
-      recipes.push_back(rotated("quarot/s" + std::to_string(s), "W4A4 int", residual::hadamard,
+      recipes.push_back(rotated("quarot/s" + std::to_string(s), rot_bits, residual::hadamard,
                                 static_cast<std::uint64_t>(s), w4, a4));
     // DuQuant as released: rotations and permutations from the element-wise mean of the
     // calibration sequences ("rotate_inps"), smoothing from the max over all of their tokens.
@@ -260,7 +288,7 @@ int main(int argc, char** argv) {
            }});
     }
     for (int s = 0; s < seeds; ++s)
-      recipes.push_back(rotated("dfrot/s" + std::to_string(s), "W4A4 int", residual::dfrot,
+      recipes.push_back(rotated("dfrot/s" + std::to_string(s), rot_bits, residual::dfrot,
                                 static_cast<std::uint64_t>(s), w4, a4));
     recipes.push_back({"hqdit", "W4A4 fp4", true, residual::none, 0,
                        [](const matrix_f& x, const matrix_f& w, int, int) {
@@ -297,9 +325,13 @@ int main(int argc, char** argv) {
                 l[static_cast<std::size_t>(g)];
             r += l[static_cast<std::size_t>(g)].rows();
           }
-        rotquant::dfrot_options o;
+        rotquant::dfrot_options o = dfrot_base;
         o.seed = 77 + rc.seed;
-        rotate_residual(w, rotquant::dfrot(norm_outputs, o).rotation);
+        const auto refined = rotquant::dfrot(norm_outputs, o);
+        if (verbose)
+          std::fprintf(stderr, "%s: %d accepted steps\n%s", rc.name.c_str(), refined.accepted_steps,
+                       refined.report.to_string().c_str());
+        rotate_residual(w, refined.rotation);
       }
       llama::model m = llama::model::from_weights(w);
       const auto inputs = collect_inputs(m, calib);
