@@ -8,6 +8,9 @@
 #if ROTQUANT_HAS_AVX2
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace rotquant {
 namespace detail {
 namespace arch {
@@ -117,6 +120,65 @@ ROTQUANT_TARGET_AVX2 inline void qact_mxfp4_row(avx2, const float* x, index_t k,
   if (32 * b < k)
     sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
                                                  scales + b);
+}
+
+/// Eight asymmetric codes clamp(rint(x / s) + z, lo, hi) - z as int32.
+ROTQUANT_TARGET_AVX2 inline __m256i qact_asym_code8(const float* p, __m256 vs, __m256 vz, __m256 lo,
+                                                    __m256 hi, __m256i iz) {
+  const __m256 r = _mm256_add_ps(_mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(p), vs),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                 vz);
+  return _mm256_sub_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi)), iz);
+}
+
+/// AVX2 asymmetric INT4 of one row (QuaRot rule, zero forced in): exact min / max over full
+/// vectors and a scalar tail, the scalar scale and zero point, then rint(x / s) (vroundps, half
+/// to even, as nearbyint under the default rounding mode) + z clamped to [0, 15], stored as
+/// q - z. Same bits as the scalar rule (rotquant::detail::qact_asym4_row).
+ROTQUANT_TARGET_AVX2 inline std::int32_t qact_asym4_row(avx2, const float* x, index_t k, float clip,
+                                                        std::int8_t* codes, float* scale,
+                                                        std::int32_t* zero) {
+  __m256 vmn = _mm256_setzero_ps(), vmx = vmn;
+  index_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    vmn = _mm256_min_ps(vmn, v);
+    vmx = _mm256_max_ps(vmx, v);
+  }
+  float mn = -qact_hmax8(_mm256_sub_ps(_mm256_setzero_ps(), vmn)), mx = qact_hmax8(vmx);
+  for (index_t j = i; j < k; ++j) {
+    mn = std::min(mn, x[j]);
+    mx = std::max(mx, x[j]);
+  }
+  float xmin = mn * clip, xmax = mx * clip;
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  const float s = (xmax - xmin) / 15.0f;
+  const int z = static_cast<int>(std::nearbyint(-xmin / s));
+  *scale = s;
+  *zero = z;
+  const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(static_cast<float>(z));
+  const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(15.0f);
+  const __m256i iz = _mm256_set1_epi32(z);
+  __m256i acc = _mm256_setzero_si256();
+  i = 0;
+  for (; i + 16 <= k; i += 16) {
+    const __m256i q0 = qact_asym_code8(x + i, vs, vz, lo, hi, iz),
+                  q1 = qact_asym_code8(x + i + 8, vs, vz, lo, hi, iz);
+    acc = _mm256_add_epi32(acc, _mm256_add_epi32(q0, q1));
+    qact_store16(codes + i, q0, q1);
+  }
+  std::int32_t sum = qact_hsum8(acc);
+  for (; i < k; ++i) {
+    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
+    r = std::min(std::max(r, 0.0f), 15.0f);
+    const int c = static_cast<int>(r) - z;
+    codes[i] = static_cast<std::int8_t>(c);
+    sum += c;
+  }
+  return sum;
 }
 
 /// AVX2 NVFP4 of one row (blocks of 16; IEEE division x / sb).

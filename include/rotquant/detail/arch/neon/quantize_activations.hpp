@@ -8,6 +8,9 @@
 #if ROTQUANT_HAS_NEON
 #include <arm_neon.h>
 
+#include <algorithm>
+#include <cmath>
+
 namespace rotquant {
 namespace detail {
 namespace arch {
@@ -86,6 +89,55 @@ inline void qact_mxfp4_row(neon, const float* x, index_t k, std::int8_t* codes, 
   if (32 * b < k)
     sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
                                                  scales + b);
+}
+
+/// NEON asymmetric INT4 of one row (QuaRot rule, zero forced in): exact min / max, the scalar
+/// scale and zero point, then rint(x / s) (vrndnq, half to even) + z clamped to [0, 15] and
+/// converted exactly, stored as q - z. Same bits as the scalar rule.
+inline std::int32_t qact_asym4_row(neon, const float* x, index_t k, float clip, std::int8_t* codes,
+                                   float* scale, std::int32_t* zero) {
+  float32x4_t vmn = vdupq_n_f32(0.0f), vmx = vmn;
+  index_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const float32x4_t v = vld1q_f32(x + i);
+    vmn = vminq_f32(vmn, v);
+    vmx = vmaxq_f32(vmx, v);
+  }
+  float mn = vminvq_f32(vmn), mx = vmaxvq_f32(vmx);
+  for (index_t j = i; j < k; ++j) {
+    mn = std::min(mn, x[j]);
+    mx = std::max(mx, x[j]);
+  }
+  float xmin = mn * clip, xmax = mx * clip;
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  const float s = (xmax - xmin) / 15.0f;
+  const int z = static_cast<int>(std::nearbyint(-xmin / s));
+  *scale = s;
+  *zero = z;
+  const float32x4_t vs = vdupq_n_f32(s), vz = vdupq_n_f32(static_cast<float>(z));
+  const float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(15.0f);
+  const int32x4_t iz = vdupq_n_s32(z);
+  std::int32_t sum = 0;
+  i = 0;
+  for (; i + 16 <= k; i += 16) {
+    int32x4_t q[4];
+    for (int j = 0; j < 4; ++j) {
+      const float32x4_t r = vaddq_f32(vrndnq_f32(vdivq_f32(vld1q_f32(x + i + 4 * j), vs)), vz);
+      q[j] = vsubq_s32(vcvtq_s32_f32(vminq_f32(vmaxq_f32(r, lo), hi)), iz);
+    }
+    sum += qact_store16_neon(codes + i, q);
+  }
+  for (; i < k; ++i) {
+    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
+    r = std::min(std::max(r, 0.0f), 15.0f);
+    const int c = static_cast<int>(r) - z;
+    codes[i] = static_cast<std::int8_t>(c);
+    sum += c;
+  }
+  return sum;
 }
 
 /// NEON NVFP4 of one row (blocks of 16; IEEE division x / sb with vdivq).
