@@ -11,6 +11,7 @@
 
 #include "rotquant/core/rng.hpp"
 #include "rotquant/kernels/quantize_activations.hpp"
+#include "rotquant/quant/quantizer.hpp"
 #include "rotquant/transforms/hadamard.hpp"
 
 namespace {
@@ -68,6 +69,54 @@ BENCHMARK(BM_quantize)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// NVFP4 with a static (calibrated) tensor scale: one pass, as an engine that calibrated the
+// activations' global scale offline runs it; args: threads.
+void BM_quantize_nvfp4_static(benchmark::State& st) {
+  rotquant::thread_pool_executor pool(static_cast<int>(st.range(0)));
+  rotquant::quantize_options opt;
+  opt.nvfp4_tensor_scale = rotquant::nvfp4_tensor_scale(input());
+  opt.ex = &pool;
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    rotquant::quantize_activations(rotquant::view(input()), act_format::nvfp4, out, opt);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string("nvfp4 static scale ") + rotquant::to_string(rotquant::active_isa()));
+}
+BENCHMARK(BM_quantize_nvfp4_static)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgNames({"thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Each SIMD path of the same kernel on one thread; args: format, path (rotquant::isa).
+void BM_quantize_path(benchmark::State& st) {
+  const auto f = static_cast<act_format>(st.range(0));
+  const auto path = static_cast<rotquant::isa>(st.range(1));
+  if (!rotquant::isa_available(path)) {
+    st.SkipWithError("path not available on this CPU");
+    return;
+  }
+  rotquant::scoped_isa force(path);
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    rotquant::quantize_activations(rotquant::view(input()), f, out, 1.0f, 128);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string(rotquant::to_string(f)) + " " + rotquant::to_string(path));
+}
+BENCHMARK(BM_quantize_path)
+    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::qai4dx),
+                    static_cast<int>(act_format::mxfp4), static_cast<int>(act_format::nvfp4)},
+                   {static_cast<int>(rotquant::isa::scalar), static_cast<int>(rotquant::isa::avx2),
+                    static_cast<int>(rotquant::isa::avx512)}})
+    ->ArgNames({"fmt", "isa"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // Fused online Hadamard (n = 4096 whole rows, or 128-blocks) + quantize; args: fmt, n, threads.
 void BM_hadamard_quantize_fused(benchmark::State& st) {
   const auto f = static_cast<act_format>(st.range(0));
@@ -87,6 +136,30 @@ BENCHMARK(BM_hadamard_quantize_fused)
                    {4096, 128},
                    {1, 2}})
     ->ArgNames({"fmt", "n", "thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Fused Hadamard + NVFP4 with a static tensor scale (one pass); args: n, threads.
+void BM_hadamard_quantize_nvfp4_static(benchmark::State& st) {
+  const rotquant::hadamard_plan plan(st.range(0));
+  rotquant::thread_pool_executor pool(static_cast<int>(st.range(1)));
+  matrix_f xt = input();
+  plan.apply_rows(xt.data(), M * (K / st.range(0)), st.range(0));
+  rotquant::quantize_options opt;
+  opt.nvfp4_tensor_scale = rotquant::nvfp4_tensor_scale(xt);
+  opt.ex = &pool;
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    rotquant::quantize_activations_rotated(rotquant::view(input()), plan, act_format::nvfp4, out,
+                                           opt);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string("fused H") + std::to_string(st.range(0)) + " + nvfp4 static scale");
+}
+BENCHMARK(BM_hadamard_quantize_nvfp4_static)
+    ->ArgsProduct({{4096, 128}, {1, 2}})
+    ->ArgNames({"n", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -231,6 +232,69 @@ TEST(QuantizeActivations, FusedHadamardEqualsRotateThenQuantize) {
       rotquant::quantize_activations_rotated(rotquant::view(x), rotquant::hadamard_plan(96),
                                              act_format::qsi4dx, out),
       "must divide");
+}
+
+// NVFP4 with a static (calibrated) tensor scale: with the scale the dynamic path would compute,
+// the same bits; fused with a rotation, equal to rotate-then-quantize on every path; a scale
+// too small for the data saturates (block scale byte 0x7E = 448, codes +-12 = 2 * 6) with no
+// NaN; bad scales are rejected.
+TEST(QuantizeActivations, Nvfp4StaticTensorScale) {
+  const index_t k = 256;
+  const matrix_f x = random_activations(9, k, 77);
+  packed_activations dyn;
+  rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, dyn);
+  const float ts = rotquant::nvfp4_tensor_scale(x);
+  EXPECT_EQ(ts, dyn.tensor_scale);
+  rotquant::quantize_options opt;
+  opt.nvfp4_tensor_scale = ts;
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    packed_activations got;
+    rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, got, opt);
+    expect_same(got, dyn, rotquant::to_string(path));
+  }
+
+  // Fused with a rotation: a scale calibrated on other data (here half the true range).
+  const rotquant::hadamard_plan plan(128);
+  matrix_f xt = x;
+  plan.apply_rows(xt.data(), xt.rows() * (k / 128), 128);
+  opt.nvfp4_tensor_scale = 0.5f * rotquant::nvfp4_tensor_scale(xt);
+  packed_activations want;
+  rotquant::quantize_activations(rotquant::view(static_cast<const matrix_f&>(xt)),
+                                 act_format::nvfp4, want, opt);
+  EXPECT_EQ(want.tensor_scale, opt.nvfp4_tensor_scale);
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    rotquant::thread_pool_executor pool(2);
+    opt.ex = &pool;
+    packed_activations got;
+    rotquant::quantize_activations_rotated(rotquant::view(x), plan, act_format::nvfp4, got, opt);
+    expect_same(got, want, rotquant::to_string(path));
+  }
+  opt.ex = nullptr;
+
+  // Saturation: a scale 1000x too small.
+  opt.nvfp4_tensor_scale = ts / 1000.0f;
+  packed_activations sat;
+  rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, sat, opt);
+  int saturated_blocks = 0;
+  for (std::size_t b = 0; b < sat.scale_bytes.size(); ++b) {
+    ASSERT_LE(sat.scale_bytes[b], 0x7E);
+    ASSERT_TRUE(std::isfinite(sat.scales[b]));
+    saturated_blocks += sat.scale_bytes[b] == 0x7E;
+  }
+  EXPECT_GT(saturated_blocks, 0);
+  int max_code = 0;
+  for (std::int8_t c : sat.codes) max_code = std::max(max_code, std::abs(static_cast<int>(c)));
+  EXPECT_EQ(max_code, 12);
+
+  for (float bad : {-1.0f, std::nanf(""), INFINITY}) {
+    opt.nvfp4_tensor_scale = bad;
+    packed_activations out;
+    EXPECT_ROTQUANT_ERROR(
+        rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, out, opt),
+        "nvfp4_tensor_scale");
+  }
 }
 
 // The fast scale helpers equal the quant/formats.hpp codecs: every float bit pattern in a wide

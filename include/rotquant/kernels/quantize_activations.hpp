@@ -20,6 +20,24 @@
 #include "rotquant/kernels/packed.hpp"
 
 namespace rotquant {
+
+/// Options of quantize_activations / quantize_activations_rotated (the positional overloads
+/// below forward to the overloads taking this struct).
+struct quantize_options {
+  /// Clip ratio of the INT formats (the range is clip * absmax, or clip * min/max); > 0.
+  float clip = 1.0f;
+  /// Group size of qsi4dg (a positive multiple of 8).
+  index_t group = 0;
+  /// NVFP4 only: a calibrated (static) fp32 tensor scale, e.g. nvfp4_tensor_scale() of the
+  /// calibration activations, as engines that calibrate the activations' global scale offline
+  /// use. 0 (the default) computes it from the amax of this X, which costs a second pass over
+  /// X (and, for the fused rotation, materialising X T). With a static scale, values above its
+  /// range saturate (block scale UE4M3 448, element E2M1 6). Must be finite and >= 0.
+  float nvfp4_tensor_scale = 0.0f;
+  /// Rows are split over this executor (nullptr: the default executor).
+  executor* ex = nullptr;
+};
+
 namespace detail {
 
 /// True if no element of x[0..k) is NaN or +-Inf (exponent bits all ones). Integer-only so the
@@ -90,9 +108,15 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
 }
 
 /// Validates and sizes `out` for an m x k input (no allocation when capacity suffices).
-inline void qact_prepare(index_t m, index_t k, act_format format, float clip, index_t group,
+inline void qact_prepare(index_t m, index_t k, act_format format, const quantize_options& opt,
                          packed_activations& out) {
+  const float clip = opt.clip;
+  const index_t group = opt.group;
   ROTQUANT_CHECK(k >= 1, "quantize_activations: need at least one column, got " << k);
+  ROTQUANT_CHECK(std::isfinite(opt.nvfp4_tensor_scale) && opt.nvfp4_tensor_scale >= 0.0f,
+                 "quantize_activations: nvfp4_tensor_scale must be finite and >= 0 (0 = from "
+                 "the amax of X), got "
+                     << opt.nvfp4_tensor_scale);
   ROTQUANT_CHECK(std::isfinite(clip) && clip > 0.0f,
                  "quantize_activations: clip ratio must be finite and > 0, got " << clip);
   if (format == act_format::qsi4dg)
@@ -149,26 +173,38 @@ inline float qact_nvfp4_ts(const const_matrix_view<float>& X, executor* ex) {
 /// (1 if 0), q = clamp(rint(x / s), qmin, qmax); qsi4dg: the same per group of `group` columns
 /// (group a multiple of 8, the last group may be partial); qai4dx: QuaRot asymmetric (zero forced
 /// in), stored as q - z; mxfp4 (blocks of 32) and nvfp4 (blocks of 16, tensor scale from the
-/// amax of all of X). `clip` applies to the INT formats only.
-/// Every ISA path gives identical bits; rows are split over `ex` (default executor) and the
-/// result does not depend on the thread count. O(m * k).
-/// Throws rotquant::error for k < 1, a bad clip, a bad group, or a non-finite element.
+/// amax of all of X, or opt.nvfp4_tensor_scale when given: one pass). `clip` applies to the INT
+/// formats only. Every ISA path gives identical bits; rows are split over `ex` (default executor)
+/// and the result does not depend on the thread count. O(m * k). Throws rotquant::error for k < 1,
+/// a bad clip, a bad group, or a non-finite element.
 inline void quantize_activations(const const_matrix_view<float>& X, act_format format,
-                                 packed_activations& out, float clip = 1.0f, index_t group = 0,
-                                 executor* ex = nullptr) {
+                                 packed_activations& out, const quantize_options& opt) {
   const index_t m = X.rows(), k = X.cols();
-  detail::qact_prepare(m, k, format, clip, group, out);
+  detail::qact_prepare(m, k, format, opt, out);
   if (m == 0) return;
-  if (format == act_format::nvfp4) out.tensor_scale = detail::qact_nvfp4_ts(X, ex);
+  if (format == act_format::nvfp4)
+    out.tensor_scale =
+        opt.nvfp4_tensor_scale > 0.0f ? opt.nvfp4_tensor_scale : detail::qact_nvfp4_ts(X, opt.ex);
   dispatch([&](auto tag) {
     parallel_for(
         0, m, std::max<index_t>(1, 16384 / k),
         [&](index_t lo, index_t hi) {
           for (index_t r = lo; r < hi; ++r)
-            detail::qact_row(tag, X.data() + r * X.outerStride(), r, clip, out);
+            detail::qact_row(tag, X.data() + r * X.outerStride(), r, opt.clip, out);
         },
-        ex);
+        opt.ex);
   });
+}
+
+/// Positional form of the above: quantize_options{clip, group, 0, ex}.
+inline void quantize_activations(const const_matrix_view<float>& X, act_format format,
+                                 packed_activations& out, float clip = 1.0f, index_t group = 0,
+                                 executor* ex = nullptr) {
+  quantize_options opt;
+  opt.clip = clip;
+  opt.group = group;
+  opt.ex = ex;
+  quantize_activations(X, format, out, opt);
 }
 
 /// Fused online rotation + quantization: quantizes X T (each row, or each block of
@@ -177,23 +213,25 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
 /// L1/L2, rotated in place, then quantized. `Rotation` is any type with `index_t size() const`
 /// and `apply_rows(float* data, index_t rows, index_t stride) const` (e.g. hadamard_plan).
 /// Results equal rotation.apply_rows on a copy of X followed by quantize_activations, bit for
-/// bit. NVFP4 needs the amax of all of X T first, so it materialises X T (m * k floats).
+/// bit. NVFP4 with no static tensor scale needs the amax of all of X T first, so it materialises
+/// X T (m * k floats); with opt.nvfp4_tensor_scale it is fused like the other formats.
 /// Throws rotquant::error if rotation.size() does not divide k, plus the errors above.
 template <class Rotation>
 void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotation& rotation,
-                                  act_format format, packed_activations& out, float clip = 1.0f,
-                                  index_t group = 0, executor* ex = nullptr) {
+                                  act_format format, packed_activations& out,
+                                  const quantize_options& opt) {
   const index_t m = X.rows(), k = X.cols(), n = rotation.size();
   ROTQUANT_CHECK(n >= 1 && k % n == 0, "quantize_activations_rotated: rotation size "
                                            << n << " must divide the row length " << k);
-  detail::qact_prepare(m, k, format, clip, group, out);
+  detail::qact_prepare(m, k, format, opt, out);
   if (m == 0) return;
-  if (format == act_format::nvfp4) {
+  if (format == act_format::nvfp4 && !(opt.nvfp4_tensor_scale > 0.0f)) {
     matrix_f xt = X;
     rotation.apply_rows(xt.data(), m * (k / n), n);
-    quantize_activations(view(static_cast<const matrix_f&>(xt)), format, out, clip, group, ex);
+    quantize_activations(view(static_cast<const matrix_f&>(xt)), format, out, opt);
     return;
   }
+  if (format == act_format::nvfp4) out.tensor_scale = opt.nvfp4_tensor_scale;
   // Rows per tile: about 16 KiB of floats, so the copy, the rotation and the quantization all
   // work on L1-resident rows (measured faster than 64 KiB tiles on Zen 4).
   const index_t tile = std::max<index_t>(1, 4096 / k);
@@ -209,10 +247,22 @@ void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotat
                       buf.data() + (r - lo) * k);
           rotation.apply_rows(buf.data(), (hi - lo) * (k / n), n);
           for (index_t r = lo; r < hi; ++r)
-            detail::qact_row(tag, buf.data() + (r - lo) * k, r, clip, out);
+            detail::qact_row(tag, buf.data() + (r - lo) * k, r, opt.clip, out);
         },
-        ex);
+        opt.ex);
   });
+}
+
+/// Positional form of the above: quantize_options{clip, group, 0, ex}.
+template <class Rotation>
+void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotation& rotation,
+                                  act_format format, packed_activations& out, float clip = 1.0f,
+                                  index_t group = 0, executor* ex = nullptr) {
+  quantize_options opt;
+  opt.clip = clip;
+  opt.group = group;
+  opt.ex = ex;
+  quantize_activations_rotated(X, rotation, format, out, opt);
 }
 
 /// Overload for a mutable view (same contract).
