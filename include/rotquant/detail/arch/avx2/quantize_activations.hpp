@@ -150,15 +150,9 @@ ROTQUANT_TARGET_AVX2 inline std::int32_t qact_asym4_row(avx2, const float* x, in
     mn = std::min(mn, x[j]);
     mx = std::max(mx, x[j]);
   }
-  float xmin = mn * clip, xmax = mx * clip;
-  if (xmin == 0.0f && xmax == 0.0f) {
-    xmin = -1.0f;
-    xmax = 1.0f;
-  }
-  const float s = (xmax - xmin) / 15.0f;
-  const int z = static_cast<int>(std::nearbyint(-xmin / s));
-  *scale = s;
-  *zero = z;
+  rotquant::detail::qact_asym4_params(mn, mx, clip, scale, zero);
+  const float s = *scale;
+  const std::int32_t z = *zero;
   const __m256 vs = _mm256_set1_ps(s), vz = _mm256_set1_ps(static_cast<float>(z));
   const __m256 lo = _mm256_setzero_ps(), hi = _mm256_set1_ps(15.0f);
   const __m256i iz = _mm256_set1_epi32(z);
@@ -170,15 +164,7 @@ ROTQUANT_TARGET_AVX2 inline std::int32_t qact_asym4_row(avx2, const float* x, in
     acc = _mm256_add_epi32(acc, _mm256_add_epi32(q0, q1));
     qact_store16(codes + i, q0, q1);
   }
-  std::int32_t sum = qact_hsum8(acc);
-  for (; i < k; ++i) {
-    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
-    r = std::min(std::max(r, 0.0f), 15.0f);
-    const int c = static_cast<int>(r) - z;
-    codes[i] = static_cast<std::int8_t>(c);
-    sum += c;
-  }
-  return sum;
+  return qact_hsum8(acc) + rotquant::detail::qact_asym4_codes(x + i, k - i, s, z, codes + i);
 }
 
 /// AVX2 NVFP4 of one row (blocks of 16; IEEE division x / sb).

@@ -100,16 +100,10 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_asym4_row(avx512, const float* x
     mn = _mm512_min_ps(mn, v);
     mx = _mm512_max_ps(mx, v);
   }
-  float xmin = -qact_hmax(_mm512_sub_ps(_mm512_setzero_ps(), mn)) * clip;
-  float xmax = qact_hmax(mx) * clip;
-  if (xmin == 0.0f && xmax == 0.0f) {
-    xmin = -1.0f;
-    xmax = 1.0f;
-  }
-  const float s = (xmax - xmin) / 15.0f;
-  const int z = static_cast<int>(std::nearbyint(-xmin / s));
-  *scale = s;
-  *zero = z;
+  const float mn_s = -qact_hmax(_mm512_sub_ps(_mm512_setzero_ps(), mn)), mx_s = qact_hmax(mx);
+  rotquant::detail::qact_asym4_params(mn_s, mx_s, clip, scale, zero);
+  const float s = *scale;
+  const std::int32_t z = *zero;
   const __m512 vs = _mm512_set1_ps(s), vz = _mm512_set1_ps(static_cast<float>(z));
   const __m512 hi = _mm512_set1_ps(15.0f);
   const __m512i iz = _mm512_set1_epi32(z);

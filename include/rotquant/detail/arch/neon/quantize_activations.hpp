@@ -108,15 +108,9 @@ inline std::int32_t qact_asym4_row(neon, const float* x, index_t k, float clip, 
     mn = std::min(mn, x[j]);
     mx = std::max(mx, x[j]);
   }
-  float xmin = mn * clip, xmax = mx * clip;
-  if (xmin == 0.0f && xmax == 0.0f) {
-    xmin = -1.0f;
-    xmax = 1.0f;
-  }
-  const float s = (xmax - xmin) / 15.0f;
-  const int z = static_cast<int>(std::nearbyint(-xmin / s));
-  *scale = s;
-  *zero = z;
+  rotquant::detail::qact_asym4_params(mn, mx, clip, scale, zero);
+  const float s = *scale;
+  const std::int32_t z = *zero;
   const float32x4_t vs = vdupq_n_f32(s), vz = vdupq_n_f32(static_cast<float>(z));
   const float32x4_t lo = vdupq_n_f32(0.0f), hi = vdupq_n_f32(15.0f);
   const int32x4_t iz = vdupq_n_s32(z);
@@ -130,14 +124,7 @@ inline std::int32_t qact_asym4_row(neon, const float* x, index_t k, float clip, 
     }
     sum += qact_store16_neon(codes + i, q);
   }
-  for (; i < k; ++i) {
-    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
-    r = std::min(std::max(r, 0.0f), 15.0f);
-    const int c = static_cast<int>(r) - z;
-    codes[i] = static_cast<std::int8_t>(c);
-    sum += c;
-  }
-  return sum;
+  return sum + rotquant::detail::qact_asym4_codes(x + i, k - i, s, z, codes + i);
 }
 
 /// NEON NVFP4 of one row (blocks of 16; IEEE division x / sb with vdivq).

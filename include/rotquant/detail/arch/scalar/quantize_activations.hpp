@@ -56,6 +56,35 @@ inline std::int32_t qact_sym_codes(scalar, const float* x, index_t k, float s, i
 
 namespace detail {
 
+/// Scale and zero point of asymmetric INT4, QuaRot rule (zero forced in), from the row's
+/// min (<= 0) and max (>= 0): s = (max - min) * clip / 15 (range [-1, 1] for an all-zero row),
+/// z = rint(-min * clip / s).
+inline void qact_asym4_params(float mn, float mx, float clip, float* scale, std::int32_t* zero) {
+  float xmin = mn * clip, xmax = mx * clip;
+  if (xmin == 0.0f && xmax == 0.0f) {
+    xmin = -1.0f;
+    xmax = 1.0f;
+  }
+  const float s = (xmax - xmin) / 15.0f;
+  *scale = s;
+  *zero = static_cast<std::int32_t>(std::nearbyint(-xmin / s));
+}
+
+/// Asymmetric INT4 codes of x[0..k) with scale s and zero point z: q = clamp(rint(x / s) + z,
+/// 0, 15), stored as q - z; returns the sum of the stored codes (the SIMD paths' tails).
+inline std::int32_t qact_asym4_codes(const float* x, index_t k, float s, std::int32_t z,
+                                     std::int8_t* codes) {
+  std::int32_t sum = 0;
+  for (index_t i = 0; i < k; ++i) {
+    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
+    r = std::min(std::max(r, 0.0f), 15.0f);
+    const int c = static_cast<int>(r) - z;
+    codes[i] = static_cast<std::int8_t>(c);
+    sum += c;
+  }
+  return sum;
+}
+
 /// Asymmetric INT4 of one row, QuaRot rule (zero forced in): writes q - z (in [-15, 15]) to
 /// codes, returns the sum of the stored codes; scale and zero point through the pointers.
 inline std::int32_t qact_asym4_row(const float* x, index_t k, float clip, std::int8_t* codes,
@@ -65,24 +94,8 @@ inline std::int32_t qact_asym4_row(const float* x, index_t k, float clip, std::i
     mn = std::min(mn, x[i]);
     mx = std::max(mx, x[i]);
   }
-  float xmin = mn * clip, xmax = mx * clip;
-  if (xmin == 0.0f && xmax == 0.0f) {
-    xmin = -1.0f;
-    xmax = 1.0f;
-  }
-  const float s = (xmax - xmin) / 15.0f;
-  const int z = static_cast<int>(std::nearbyint(-xmin / s));
-  std::int32_t sum = 0;
-  for (index_t i = 0; i < k; ++i) {
-    float r = std::nearbyint(x[i] / s) + static_cast<float>(z);
-    r = std::min(std::max(r, 0.0f), 15.0f);
-    const int c = static_cast<int>(r) - z;
-    codes[i] = static_cast<std::int8_t>(c);
-    sum += c;
-  }
-  *scale = s;
-  *zero = z;
-  return sum;
+  qact_asym4_params(mn, mx, clip, scale, zero);
+  return qact_asym4_codes(x, k, *scale, *zero, codes);
 }
 
 /// 2^p as a float, exact for p in [-149, 127] (bit construction in the normal range, the
