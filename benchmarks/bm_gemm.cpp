@@ -14,6 +14,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstring>
+
 #include <map>
 #include <memory>
 #include <vector>
@@ -127,6 +129,34 @@ void BM_w4a4_decode_cold(benchmark::State& st) {
   st.SetLabel("weights streamed from DRAM (12 copies)");
 }
 BENCHMARK(BM_w4a4_decode_cold)->Arg(4096)->Arg(11008)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Peer of the cold decode: one core reading the same packed weight bytes (the same 12 copies, in
+// the same order) and summing them as 64-bit words: the DRAM read rate a decode kernel can reach
+// at best, so decode time / this time is the kernel's distance from the memory bound.
+void BM_stream_read_cold(benchmark::State& st) {
+  const index_t n = st.range(0);
+  const int copies = 12;
+  std::vector<rotquant::packed_weights> ws(copies, packed(n, weight_format::qsi4cx, 0));
+  const std::size_t words = ws[0].data.size() / 8;
+  std::uint64_t total = 0;
+  int i = 0;
+  for (auto _ : st) {
+    const std::uint8_t* p = ws[static_cast<std::size_t>(i)].data.data();
+    std::uint64_t s = 0;
+    for (std::size_t w = 0; w < words; ++w) {
+      std::uint64_t v;
+      std::memcpy(&v, p + 8 * w, 8);
+      s += v;
+    }
+    total += s;
+    i = (i + 1) % copies;
+    benchmark::DoNotOptimize(total);
+  }
+  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(words * 8) * 1e-9,
+                                           benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel("read peer: the same bytes summed");
+}
+BENCHMARK(BM_stream_read_cold)->Arg(4096)->Arg(11008)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Other formats at M = 2048 (and M = 1), one thread, GEMM only.
 // args: M, N, weight format, activation format, group
