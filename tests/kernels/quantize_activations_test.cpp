@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "rotquant/core/rng.hpp"
@@ -101,6 +102,53 @@ TEST(QuantizeActivations, WideBlockMagnitudesEveryPathBitExact) {
         expect_same(got, ref, rotquant::to_string(path));
       }
     }
+  }
+}
+
+// The FP4 encoders of the SIMD paths round by magic numbers, not by the contract's comparison
+// ladder: sweep float bit patterns over [0, 8) (every binade, subnormals included, every E2M1
+// threshold and its neighbours) with both signs. Each MXFP4 block holds a 4.0, so its scale
+// exponent is 0 and the codes are e2m1_encode(x) itself; the codes must equal the ladder's
+// exactly on every path (and NVFP4, whose x / sb reaches above 6, must equal scalar).
+TEST(QuantizeActivations, Fp4EncodersMatchTheLadderOverEveryBinade) {
+  std::vector<float> vals;
+  const std::uint32_t top = 0x41000000u;  // 8.0f
+  for (std::uint32_t b = 0; b < top; b += 40961u) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    vals.push_back(f);
+  }
+  for (float t :
+       {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f, 0.5f, 1.0f, 2.0f, 3.0f, 4.0f})
+    for (float d : {std::nextafter(t, 0.0f), t, std::nextafter(t, 8.0f)}) vals.push_back(d);
+  const index_t per_block = 31, blocks = (static_cast<index_t>(vals.size()) + 30) / 31;
+  matrix_f x = matrix_f::Zero(1, blocks * 32);
+  for (std::size_t i = 0; i < vals.size(); ++i) {
+    const index_t blk = static_cast<index_t>(i) / per_block,
+                  off = static_cast<index_t>(i) % per_block;
+    x(0, blk * 32 + 1 + off) = (i % 2) ? -vals[i] : vals[i];
+  }
+  for (index_t blk = 0; blk < blocks; ++blk) x(0, blk * 32) = 4.0f;
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    const auto p = rotquant::quantize_activations(x, act_format::mxfp4);
+    for (index_t c = 0; c < x.cols(); ++c) {
+      ASSERT_EQ(p.scale_bytes[static_cast<std::size_t>(c / 32)], 127);
+      const int want = rotquant::e2m1_to_int_x2(rotquant::e2m1_encode(x(0, c)));
+      ASSERT_EQ(p.codes[static_cast<std::size_t>(c)], want)
+          << "x=" << x(0, c) << " " << to_string(path);
+    }
+  }
+  packed_activations ref;
+  {
+    rotquant::scoped_isa force(rotquant::isa::scalar);
+    rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, ref);
+  }
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    packed_activations got;
+    rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, got);
+    expect_same(got, ref, rotquant::to_string(path));
   }
 }
 
@@ -345,6 +393,35 @@ TEST(QuantizeActivations, NoOverReadPastTheInput) {
       }
   }
   munmap(mem, 4 * page);
+}
+
+// NaN / +-Inf anywhere in a row (in the 16-block groups the AVX-512 block kernels check in
+// their amax pass, in the single-block remainder, in a partial tail) is rejected on every path,
+// for every format, plain and fused with a rotation; -0 and the largest finite float are not.
+TEST(QuantizeActivations, NonFiniteRejectedAtEveryPositionOnEveryPath) {
+  const index_t k = 16 * 32 + 3 * 32 + 7;  // 16 full MXFP4 blocks, 3 more, a 7-element tail
+  const float bad_values[] = {std::nanf(""), INFINITY, -INFINITY};
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    for (act_format f : all_formats)
+      for (index_t pos : {index_t{0}, index_t{300}, index_t{511}, index_t{530}, k - 1})
+        for (float bad : bad_values) {
+          matrix_f x = random_activations(3, k, 5);
+          x(2, pos) = bad;
+          packed_activations out;
+          SCOPED_TRACE(std::string(to_string(path)) + " pos " + std::to_string(pos));
+          EXPECT_ROTQUANT_ERROR(rotquant::quantize_activations(rotquant::view(x), f, out, 1.0f, 32),
+                                "row 2");
+        }
+    matrix_f ok = random_activations(2, k, 6);
+    ok(0, 3) = -0.0f;
+    ok(1, 600) = std::numeric_limits<float>::max();
+    for (act_format f : all_formats) {
+      packed_activations out;
+      EXPECT_NO_THROW(rotquant::quantize_activations(rotquant::view(ok), f, out, 1.0f, 32))
+          << to_string(path);
+    }
+  }
 }
 
 TEST(QuantizeActivations, RejectsBadInput) {

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "rotquant/core/dispatch.hpp"
@@ -40,18 +41,6 @@ struct quantize_options {
 
 namespace detail {
 
-/// True if no element of x[0..k) is NaN or +-Inf (exponent bits all ones). Integer-only so the
-/// compiler can vectorize it without reassociating floats.
-inline bool qact_row_finite(const float* x, index_t k) {
-  std::uint32_t bad = 0;
-  for (index_t i = 0; i < k; ++i) {
-    std::uint32_t b;
-    std::memcpy(&b, x + i, sizeof b);
-    bad |= static_cast<std::uint32_t>((b & 0x7F800000u) == 0x7F800000u);
-  }
-  return bad == 0;
-}
-
 /// Block size (elements per scale) of an activation format for rows of k elements.
 inline index_t qact_block(act_format f, index_t k, index_t group) {
   switch (f) {
@@ -68,12 +57,22 @@ inline index_t qact_block(act_format f, index_t k, index_t group) {
 
 /// Quantizes one row x (k floats) into row r of `out` (already sized) on arch path `tag`.
 template <class Tag>
-void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out) {
+void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out,
+              const float* next = nullptr) {
   const index_t k = out.k, stride = out.stride, nb = out.blocks, bs = out.block;
-  ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
-                                            << r
-                                            << " holds NaN or Inf; activations must be "
-                                               "finite");
+  const auto reject = [r] {
+    ROTQUANT_CHECK(false, "quantize_activations: row "
+                              << r << " holds NaN or Inf; activations must be finite");
+  };
+  constexpr bool fused_check = std::is_same_v<Tag, arch::avx512>;
+  const bool block_fmt = out.format == act_format::mxfp4 || out.format == act_format::nvfp4;
+  // One pass gives the finiteness check and (for per-token INT) the absmax; the AVX-512 block
+  // kernels check inside their own amax pass.
+  std::uint32_t bits = 0;
+  if (!(fused_check && block_fmt)) {
+    bits = arch::qact_abs_bits_max(tag, x, k);
+    if (bits >= 0x7F800000u) reject();
+  }
   std::int8_t* c = out.codes.data() + r * stride;
   float* sc = out.scales.data() + r * nb;
   std::int32_t* su = out.sums.data() + r * nb;
@@ -81,7 +80,9 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
     case act_format::qsi4dx:
     case act_format::qsi8dx: {
       const int qmax = out.format == act_format::qsi4dx ? 7 : 127;
-      const float s = qact_sym_scale(arch::absmax(tag, x, k), clip, qmax);
+      float amax;
+      std::memcpy(&amax, &bits, sizeof amax);
+      const float s = qact_sym_scale(amax, clip, qmax);
       sc[0] = s;
       su[0] = arch::qact_sym_codes(tag, x, k, s, -qmax - 1, qmax, c);
       break;
@@ -98,10 +99,21 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
       su[0] = arch::qact_asym4_row(tag, x, k, clip, c, sc, out.zero_points.data() + r);
       break;
     case act_format::mxfp4:
-      arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su);
+      if constexpr (fused_check) {
+        if (arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su, next) >=
+            0x7F800000u)
+          reject();
+      } else
+        arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su);
       break;
     case act_format::nvfp4:
-      arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb, sc, su);
+      if constexpr (fused_check) {
+        if (arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb,
+                                 sc, su, next) >= 0x7F800000u)
+          reject();
+      } else
+        arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb, sc,
+                             su);
       break;
   }
   for (index_t i = k; i < stride; ++i) c[i] = 0;
@@ -149,11 +161,14 @@ inline float qact_nvfp4_ts(const const_matrix_view<float>& X, executor* ex) {
         [&](index_t lo, index_t hi) {
           for (index_t r = lo; r < hi; ++r) {
             const float* x = X.data() + r * X.outerStride();
-            ROTQUANT_CHECK(qact_row_finite(x, k), "quantize_activations: row "
-                                                      << r
-                                                      << " holds NaN or Inf; activations "
-                                                         "must be finite");
-            row_amax[static_cast<std::size_t>(r)] = arch::absmax(tag, x, k);
+            const std::uint32_t bits = arch::qact_abs_bits_max(tag, x, k);
+            ROTQUANT_CHECK(bits < 0x7F800000u, "quantize_activations: row "
+                                                   << r
+                                                   << " holds NaN or Inf; activations must be "
+                                                      "finite");
+            float a;
+            std::memcpy(&a, &bits, sizeof a);
+            row_amax[static_cast<std::size_t>(r)] = a;
           }
         },
         ex);
@@ -190,7 +205,8 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
         0, m, std::max<index_t>(1, 16384 / k),
         [&](index_t lo, index_t hi) {
           for (index_t r = lo; r < hi; ++r)
-            detail::qact_row(tag, X.data() + r * X.outerStride(), r, opt.clip, out);
+            detail::qact_row(tag, X.data() + r * X.outerStride(), r, opt.clip, out,
+                             r + 1 < hi ? X.data() + (r + 1) * X.outerStride() : nullptr);
         },
         opt.ex);
   });

@@ -15,6 +15,26 @@ namespace rotquant {
 namespace detail {
 namespace arch {
 
+/// AVX2 qact_abs_bits_max (see the scalar version).
+ROTQUANT_TARGET_AVX2 inline std::uint32_t qact_abs_bits_max(avx2, const float* x, index_t k) {
+  const __m256i mask = _mm256_set1_epi32(0x7FFFFFFF);
+  __m256i m0 = _mm256_setzero_si256(), m1 = m0;
+  index_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    m0 = _mm256_max_epi32(
+        m0, _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)), mask));
+    m1 = _mm256_max_epi32(
+        m1,
+        _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 8)), mask));
+  }
+  m0 = _mm256_max_epi32(m0, m1);
+  __m128i h = _mm_max_epi32(_mm256_castsi256_si128(m0), _mm256_extracti128_si256(m0, 1));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+  return std::max(static_cast<std::uint32_t>(_mm_cvtsi128_si32(h)),
+                  qact_abs_bits_max(scalar{}, x + i, k - i));
+}
+
 /// Eight codes clamp(rint(x / s), lo, hi) as int32.
 ROTQUANT_TARGET_AVX2 inline __m256i qact_code8(const float* p, __m256 vs, __m256 lo, __m256 hi) {
   return _mm256_cvtps_epi32(
@@ -61,26 +81,18 @@ ROTQUANT_TARGET_AVX2 inline std::int32_t qact_hsum8(__m256i a) {
   return _mm_cvtsi128_si32(s4);
 }
 
-/// 2 * E2M1 value of e2m1_encode(v) per lane (the contract's comparison ladder; see the
-/// AVX-512 version). A true compare is all ones (-1), so subtracting it adds 1.
+/// 2 * E2M1 value of e2m1_encode(v) per lane by magic-number rounding (the derivation is at the
+/// AVX-512 version): u = min(|v|, 6) rounded to its binade's E2M1 step by (u + M) - M, doubled,
+/// the sign of v put back, converted. Same decisions as the contract's comparison ladder.
 ROTQUANT_TARGET_AVX2 inline __m256i qact_e2m1_x2_avx2(__m256 v) {
-  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-  __m256i m = _mm256_setzero_si256();
-  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.25f), _CMP_GT_OQ)));
-  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(0.75f), _CMP_GE_OQ)));
-  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.25f), _CMP_GT_OQ)));
-  m = _mm256_sub_epi32(m, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(1.75f), _CMP_GE_OQ)));
-  m = _mm256_sub_epi32(
-      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(2.5f), _CMP_GT_OQ)),
-                           1));
-  m = _mm256_sub_epi32(
-      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(3.5f), _CMP_GE_OQ)),
-                           1));
-  m = _mm256_sub_epi32(
-      m, _mm256_slli_epi32(_mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(5.0f), _CMP_GT_OQ)),
-                           2));
-  const __m256i neg = _mm256_srai_epi32(_mm256_castps_si256(v), 31);
-  return _mm256_sub_epi32(_mm256_xor_si256(m, neg), neg);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const __m256 u = _mm256_min_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(6.0f));
+  const __m256i ue = _mm256_and_si256(_mm256_castps_si256(u), _mm256_set1_epi32(0x7F800000));
+  const __m256 magic =
+      _mm256_castsi256_ps(_mm256_add_epi32(_mm256_max_epi32(ue, _mm256_set1_epi32(0x3F800000)),
+                                           _mm256_set1_epi32((22 << 23) | 0x400000)));
+  const __m256 r = _mm256_sub_ps(_mm256_add_ps(u, magic), magic);
+  return _mm256_cvtps_epi32(_mm256_or_ps(_mm256_add_ps(r, r), _mm256_and_ps(sign, v)));
 }
 
 /// Stores 16 int32 lanes (values in int8 range) as 16 bytes in order.

@@ -13,6 +13,32 @@ namespace rotquant {
 namespace detail {
 namespace arch {
 
+/// Horizontal signed-integer max of 16 lanes.
+ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_hmax_epi32(__m512i m) {
+  __m256i h8 = _mm256_max_epi32(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
+  __m128i h = _mm_max_epi32(_mm256_castsi256_si128(h8), _mm256_extracti128_si256(h8, 1));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+  h = _mm_max_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+  return static_cast<std::uint32_t>(_mm_cvtsi128_si32(h));
+}
+
+/// AVX-512 qact_abs_bits_max (see the scalar version); the tail by a masked load.
+ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_abs_bits_max(avx512, const float* x, index_t k) {
+  const __m512i mask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i m0 = _mm512_setzero_si512(), m1 = m0;
+  index_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_loadu_si512(x + i), mask));
+    m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_loadu_si512(x + i + 16), mask));
+  }
+  for (; i < k; i += 16) {
+    const index_t n = k - i < 16 ? k - i : 16;
+    const __mmask16 t = static_cast<__mmask16>((1u << n) - 1u);
+    m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_maskz_loadu_epi32(t, x + i), mask));
+  }
+  return qact_hmax_epi32(_mm512_max_epi32(m0, m1));
+}
+
 /// AVX-512 version of qact_sym_codes(scalar, ...): IEEE division, clamp, round-half-to-even
 /// conversion, narrowing store (vpmovdb); the tail uses masked loads/stores. Identical codes.
 ROTQUANT_TARGET_AVX512 inline std::int32_t qact_sym_codes(avx512, const float* x, index_t k,
@@ -68,23 +94,84 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_hsum(__m512i a) {
   return _mm_cvtsi128_si32(s4);
 }
 
-/// 2 * E2M1 value of e2m1_encode(v) per lane: the contract's comparison ladder (|v| > 0.25,
-/// >= 0.75, > 1.25, >= 1.75, > 2.5, >= 3.5, > 5) adds the magnitude steps 1,1,1,1,2,2,4 of
-/// {0, 1, 2, 3, 4, 6, 8, 12}; negative inputs negate it (a zero result stays 0, like +0 code).
+/// 2 * E2M1 value of e2m1_encode(v) per lane, by magic-number rounding: u = min(|v|, 6) is
+/// rounded to the E2M1 grid of its binade (step 0.5 below 2, then 1, 2) by (u + M) - M with
+/// M = 1.5 * 2^(22 + p), p = max(exponent of u, 0): the float sum has exactly that step as its
+/// ulp, so the hardware's round-half-to-even picks the even grid point on a tie, which is the
+/// even E2M1 code, the same decision as the contract's comparison ladder (|v| > 0.25, >= 0.75,
+/// > 1.25, >= 1.75, > 2.5, >= 3.5, > 5, saturation at 6). The sign of v is put back before the
+/// conversion (a zero result stays 0). Ten simple vector operations, no mask registers.
 ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2(__m512 v) {
-  const __m512 a = _mm512_abs_ps(v);
-  const __m512i one = _mm512_set1_epi32(1), two = _mm512_set1_epi32(2), four = _mm512_set1_epi32(4),
-                zero = _mm512_setzero_si512();
-  __m512i m = zero;
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.25f), _CMP_GT_OQ), m, one);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(0.75f), _CMP_GE_OQ), m, one);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(1.25f), _CMP_GT_OQ), m, one);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(1.75f), _CMP_GE_OQ), m, one);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(2.5f), _CMP_GT_OQ), m, two);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.5f), _CMP_GE_OQ), m, two);
-  m = _mm512_mask_add_epi32(m, _mm512_cmp_ps_mask(a, _mm512_set1_ps(5.0f), _CMP_GT_OQ), m, four);
-  const __mmask16 neg = _mm512_movepi32_mask(_mm512_castps_si512(v));
-  return _mm512_mask_sub_epi32(m, neg, zero, m);
+  const __m512 u = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(6.0f));
+  const __m512i ue = _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32(0x7F800000));
+  const __m512 magic =
+      _mm512_castsi512_ps(_mm512_add_epi32(_mm512_max_epi32(ue, _mm512_set1_epi32(0x3F800000)),
+                                           _mm512_set1_epi32((22 << 23) | 0x400000)));
+  const __m512 r = _mm512_sub_ps(_mm512_add_ps(u, magic), magic);
+  // r2 | (v & sign): 0xF8 is a | (b & c) for _mm512_ternarylogic_epi32(a, b, c).
+  const __m512i s =
+      _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_add_ps(r, r)), _mm512_castps_si512(v),
+                                _mm512_set1_epi32(static_cast<int>(0x80000000u)), 0xF8);
+  return _mm512_cvtps_epi32(_mm512_castsi512_ps(s));
+}
+
+/// Prefetch hints (into L2) for n 64-byte lines from p: the row kernels ask for the next row
+/// while they compute on this one, so the DRAM stream overlaps the arithmetic.
+inline void qact_prefetch_lines(const float* p, int n) {
+  for (int i = 0; i < n; ++i) _mm_prefetch(reinterpret_cast<const char*>(p + 16 * i), _MM_HINT_T1);
+}
+
+/// Lane j of the result is the signed-integer max over the 16 lanes of v[j] (a transposing
+/// reduction tree: 45 shuffles / maxes for 16 horizontal maxima instead of 16 separate
+/// reductions). On |x| float bits it is the float max, and NaN / Inf bits win.
+ROTQUANT_TARGET_AVX512 inline __m512i qact_hmax16x16(const __m512i* v) {
+  __m512i a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i)
+    a[i] = _mm512_max_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)
+    b[i] = _mm512_max_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                            _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 2; ++i)
+    c[i] = _mm512_max_epi32(_mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0x88),
+                            _mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  return _mm512_max_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88),
+                          _mm512_shuffle_i32x4(c[0], c[1], 0xDD));
+}
+
+/// Lane j of the result is the sum over the 16 lanes of v[j] (the same tree with adds).
+ROTQUANT_TARGET_AVX512 inline __m512i qact_hsum16x16(const __m512i* v) {
+  __m512i a[8], b[4], c[2];
+  for (int i = 0; i < 8; ++i)
+    a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  for (int i = 0; i < 4; ++i)
+    b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                            _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+  for (int i = 0; i < 2; ++i)
+    c[i] = _mm512_add_epi32(_mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0x88),
+                            _mm512_shuffle_i32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(c[0], c[1], 0x88),
+                          _mm512_shuffle_i32x4(c[0], c[1], 0xDD));
+}
+
+/// The dword permutation [0, 4, 8, 12, 1, 5, ...]: lane 4i + g to lane 4g + i.
+ROTQUANT_TARGET_AVX512 inline __m512i qact_order16() {
+  return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
+/// Four vectors of int32 codes (values in int8 range) as 64 bytes in order: two saturating
+/// packs (exact here) leave dword 4 * lane + i holding q_i[4 * lane ..], and one vpermd puts
+/// them back in element order.
+ROTQUANT_TARGET_AVX512 inline __m512i qact_pack64(__m512i q0, __m512i q1, __m512i q2, __m512i q3) {
+  const __m512i p = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_packs_epi32(q2, q3));
+  return _mm512_permutexvar_epi32(qact_order16(), p);
+}
+
+/// qact_pack64 stored to dst.
+ROTQUANT_TARGET_AVX512 inline void qact_store64(std::int8_t* dst, __m512i q0, __m512i q1,
+                                                __m512i q2, __m512i q3) {
+  _mm512_storeu_si512(dst, qact_pack64(q0, q1, q2, q3));
 }
 
 /// AVX-512 asymmetric INT4 of one row (QuaRot rule, zero forced in): exact min / max, the
@@ -123,13 +210,60 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_asym4_row(avx512, const float* x
   return qact_hsum(acc);
 }
 
-/// AVX-512 MXFP4 of one row (blocks of 32; a partial last block goes to the scalar rule).
-/// Multiplying by the float 2^-e equals ldexp(x, -e): both are the exact product rounded once
-/// (2^-e is exactly representable for e in [-127, 127]). Same bits as the scalar rule.
-ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_t k,
-                                                  std::int8_t* codes, std::uint8_t* bytes,
-                                                  float* scales, std::int32_t* sums) {
+/// AVX-512 MXFP4 of one row. Sixteen blocks of 32 at a time: their absolute maxima by one
+/// reduction tree, the 16 exponents e = max(floor(log2 amax) - 2, -127) from the float bits in
+/// one vector (amax below 2^-126, zero included, gives -127 as the scalar rule does), scales
+/// 2^(e-1) and multipliers 2^-e by vscalefps (exact, subnormal 2^-128 included), then the codes
+/// of each block and the 16 block sums by a second tree. Remaining whole blocks go one at a
+/// time, a partial last block to the scalar rule. Multiplying by the float 2^-e equals
+/// ldexp(x, -e) (the exact product rounded once). Same bits as the scalar rule. Returns
+/// qact_abs_bits_max of the row, found on the way (the amax pass works on |x| bits): the caller
+/// rejects a row whose result is >= 0x7F800000 (NaN / Inf; the codes are then meaningless but
+/// computed without undefined behaviour, and a non-finite tail is not processed at all).
+ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_mxfp4_row(avx512, const float* x, index_t k,
+                                                           std::int8_t* codes, std::uint8_t* bytes,
+                                                           float* scales, std::int32_t* sums,
+                                                           const float* next = nullptr) {
   index_t b = 0;
+  const __m512 one = _mm512_set1_ps(1.0f);
+  const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i bad = _mm512_setzero_si512();
+  for (; (b + 16) * 32 <= k; b += 16) {
+    const float* p = x + 32 * b;
+    __m512i am[16];
+    for (int j = 0; j < 16; ++j)
+      am[j] = _mm512_max_epi32(_mm512_and_si512(_mm512_loadu_si512(p + 32 * j), absmask),
+                               _mm512_and_si512(_mm512_loadu_si512(p + 32 * j + 16), absmask));
+    const __m512i amax = qact_hmax16x16(am);
+    bad = _mm512_max_epi32(bad, amax);
+    const __m512i e =
+        _mm512_max_epi32(_mm512_sub_epi32(_mm512_srli_epi32(amax, 23), _mm512_set1_epi32(129)),
+                         _mm512_set1_epi32(-127));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes + b),
+                     _mm512_cvtepi32_epi8(_mm512_add_epi32(e, _mm512_set1_epi32(127))));
+    _mm512_storeu_ps(
+        scales + b,
+        _mm512_scalef_ps(one, _mm512_cvtepi32_ps(_mm512_sub_epi32(e, _mm512_set1_epi32(1)))));
+    const __m512 mul =
+        _mm512_scalef_ps(one, _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_setzero_si512(), e)));
+    __m512i s[16];
+    for (int j = 0; j < 16; j += 2) {
+      const __m512 m0 = _mm512_permutexvar_ps(_mm512_set1_epi32(j), mul),
+                   m1 = _mm512_permutexvar_ps(_mm512_set1_epi32(j + 1), mul);
+      const float* q = p + 32 * j;
+      const __m512i c0 = qact_e2m1_x2(_mm512_mul_ps(_mm512_loadu_ps(q), m0));
+      const __m512i c1 = qact_e2m1_x2(_mm512_mul_ps(_mm512_loadu_ps(q + 16), m0));
+      const __m512i c2 = qact_e2m1_x2(_mm512_mul_ps(_mm512_loadu_ps(q + 32), m1));
+      const __m512i c3 = qact_e2m1_x2(_mm512_mul_ps(_mm512_loadu_ps(q + 48), m1));
+      qact_store64(codes + 32 * (b + j), c0, c1, c2, c3);
+      if (next) qact_prefetch_lines(next + 32 * (b + j), 4);
+      s[j] = _mm512_add_epi32(c0, c1);
+      s[j + 1] = _mm512_add_epi32(c2, c3);
+    }
+    _mm512_storeu_si512(sums + b, qact_hsum16x16(s));
+  }
+  const std::uint32_t rest = qact_abs_bits_max(avx512{}, x + 32 * b, k - 32 * b);
+  if (rest >= 0x7F800000u) return rest;
   for (; (b + 1) * 32 <= k; ++b) {
     const __m512 v0 = _mm512_loadu_ps(x + 32 * b), v1 = _mm512_loadu_ps(x + 32 * b + 16);
     const float amax = qact_hmax(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
@@ -138,9 +272,9 @@ ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_
                       : -127;
     bytes[b] = e8m0_from_exponent(e);
     scales[b] = rotquant::detail::qact_pow2(e - 1);
-    const __m512 mul = _mm512_set1_ps(rotquant::detail::qact_pow2(-e));
-    const __m512i q0 = qact_e2m1_x2(_mm512_mul_ps(v0, mul));
-    const __m512i q1 = qact_e2m1_x2(_mm512_mul_ps(v1, mul));
+    const __m512 m = _mm512_set1_ps(rotquant::detail::qact_pow2(-e));
+    const __m512i q0 = qact_e2m1_x2(_mm512_mul_ps(v0, m));
+    const __m512i q1 = qact_e2m1_x2(_mm512_mul_ps(v1, m));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 32 * b), _mm512_cvtepi32_epi8(q0));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 32 * b + 16), _mm512_cvtepi32_epi8(q1));
     sums[b] = qact_hsum(_mm512_add_epi32(q0, q1));
@@ -148,6 +282,7 @@ ROTQUANT_TARGET_AVX512 inline void qact_mxfp4_row(avx512, const float* x, index_
   if (32 * b < k)
     sums[b] = rotquant::detail::qact_mxfp4_block(x + 32 * b, k - 32 * b, codes + 32 * b, bytes + b,
                                                  scales + b);
+  return std::max(qact_hmax_epi32(bad), rest);
 }
 
 /// ue4m3_encode of 16 finite values >= 0 (the bit arithmetic of qact_ue4m3_encode, per lane).
@@ -180,31 +315,59 @@ ROTQUANT_TARGET_AVX512 inline __m512 qact_ue4m3_decode16(__m512i c) {
 
 /// AVX-512 NVFP4 of one row (blocks of 16, IEEE division x / sb like the scalar rule). Block
 /// scales are computed 16 blocks at a time in vector lanes; same bits as the scalar rule.
-ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_row(avx512, const float* x, index_t k, float ts,
-                                                  std::int8_t* codes, std::uint8_t* bytes,
-                                                  float* scales, std::int32_t* sums) {
+/// Returns qact_abs_bits_max of the row, as qact_mxfp4_row does.
+ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_nvfp4_row(avx512, const float* x, index_t k,
+                                                           float ts, std::int8_t* codes,
+                                                           std::uint8_t* bytes, float* scales,
+                                                           std::int32_t* sums,
+                                                           const float* next = nullptr) {
   index_t b = 0;
-  alignas(64) float amax[16];
-  alignas(64) float sb[16];
   const __m512 vts = _mm512_set1_ps(ts);
+  const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i bad = _mm512_setzero_si512();
   for (; (b + 16) * 16 <= k; b += 16) {
-    for (int j = 0; j < 16; ++j)
-      amax[j] = qact_hmax(_mm512_abs_ps(_mm512_loadu_ps(x + 16 * (b + j))));
-    const __m512 t = _mm512_div_ps(_mm512_div_ps(_mm512_load_ps(amax), _mm512_set1_ps(6.0f)), vts);
+    const float* p = x + 16 * b;
+    __m512i am[16];
+    for (int j = 0; j < 16; ++j) am[j] = _mm512_and_si512(_mm512_loadu_si512(p + 16 * j), absmask);
+    const __m512i amax = qact_hmax16x16(am);
+    bad = _mm512_max_epi32(bad, amax);
+    const __m512 t =
+        _mm512_div_ps(_mm512_div_ps(_mm512_castsi512_ps(amax), _mm512_set1_ps(6.0f)), vts);
     const __m512i code = qact_ue4m3_encode16(t);
     const __m512 s = _mm512_mul_ps(qact_ue4m3_decode16(code), vts);
-    _mm512_store_ps(sb, s);
+    const unsigned nz = _mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_NEQ_OQ);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(bytes + b), _mm512_cvtepi32_epi8(code));
     _mm512_storeu_ps(scales + b, _mm512_mul_ps(s, _mm512_set1_ps(0.5f)));
-    for (int j = 0; j < 16; ++j) {
-      const __m512i q = sb[j] == 0.0f
-                            ? _mm512_setzero_si512()
-                            : qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + 16 * (b + j)),
-                                                         _mm512_set1_ps(sb[j])));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + 16 * (b + j)), _mm512_cvtepi32_epi8(q));
-      sums[b + j] = qact_hsum(q);
+    // Four blocks (64 codes) at a time: codes packed and stored, and their sums started by
+    // vpdpbusd (ones x codes: four codes per dword lane), so 128-bit lane i of ps[g] holds the
+    // four partial sums of block 4g + i. Lane j of s is broadcast by vpermps (a store and
+    // reload would stall on store forwarding).
+    __m512i ps[4];
+    for (int g = 0; g < 4; ++g) {
+      __m512i q[4];
+      for (int i = 0; i < 4; ++i) {
+        const int j = 4 * g + i;
+        q[i] = ((nz >> j) & 1u) == 0u
+                   ? _mm512_setzero_si512()
+                   : qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(p + 16 * j),
+                                                _mm512_permutexvar_ps(_mm512_set1_epi32(j), s)));
+      }
+      const __m512i packed = qact_pack64(q[0], q[1], q[2], q[3]);
+      _mm512_storeu_si512(codes + 16 * (b + 4 * g), packed);
+      ps[g] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), packed);
     }
+    const __m512i t0 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(ps[0], ps[1]), _mm512_unpackhi_epi32(ps[0], ps[1]));
+    const __m512i t1 =
+        _mm512_add_epi32(_mm512_unpacklo_epi32(ps[2], ps[3]), _mm512_unpackhi_epi32(ps[2], ps[3]));
+    // Lane 4i + g now holds the sum of block 4g + i; vpermd puts block j in lane j.
+    const __m512i u =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+    _mm512_storeu_si512(sums + b, _mm512_permutexvar_epi32(qact_order16(), u));
+    if (next) qact_prefetch_lines(next + 16 * b, 16);
   }
+  const std::uint32_t rest = qact_abs_bits_max(avx512{}, x + 16 * b, k - 16 * b);
+  if (rest >= 0x7F800000u) return rest;
   for (; (b + 1) * 16 <= k; ++b) {
     const __m512 v = _mm512_loadu_ps(x + 16 * b);
     const float a = qact_hmax(_mm512_abs_ps(v));
@@ -220,6 +383,7 @@ ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_row(avx512, const float* x, index_
   if (16 * b < k)
     sums[b] = rotquant::detail::qact_nvfp4_block(x + 16 * b, k - 16 * b, ts, codes + 16 * b,
                                                  bytes + b, scales + b);
+  return std::max(qact_hmax_epi32(bad), rest);
 }
 
 }  // namespace arch

@@ -15,6 +15,18 @@ namespace rotquant {
 namespace detail {
 namespace arch {
 
+/// NEON qact_abs_bits_max (see the scalar version).
+inline std::uint32_t qact_abs_bits_max(neon, const float* x, index_t k) {
+  const uint32x4_t mask = vdupq_n_u32(0x7FFFFFFFu);
+  uint32x4_t m0 = vdupq_n_u32(0), m1 = m0;
+  index_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    m0 = vmaxq_u32(m0, vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + i)), mask));
+    m1 = vmaxq_u32(m1, vandq_u32(vreinterpretq_u32_f32(vld1q_f32(x + i + 4)), mask));
+  }
+  return std::max(vmaxvq_u32(vmaxq_u32(m0, m1)), qact_abs_bits_max(scalar{}, x + i, k - i));
+}
+
 /// NEON version of qact_sym_codes(scalar, ...): IEEE division (vdivq), clamp, and
 /// round-half-to-even conversion (vcvtnq), so identical codes.
 inline std::int32_t qact_sym_codes(neon, const float* x, index_t k, float s, int qmin, int qmax,
@@ -39,18 +51,16 @@ inline std::int32_t qact_sym_codes(neon, const float* x, index_t k, float s, int
   return sum + qact_sym_codes(scalar{}, x + i, k - i, s, qmin, qmax, codes + i);
 }
 
-/// 2 * E2M1 value of e2m1_encode(v) per lane (the contract's comparison ladder). A true
-/// compare is all ones (-1 as int32), so subtracting it adds 1 (shifted: 2, 4).
+/// 2 * E2M1 value of e2m1_encode(v) per lane by magic-number rounding (derivation at the
+/// AVX-512 version): u = min(|v|, 6) rounded to its binade's E2M1 step by (u + M) - M under the
+/// default round-to-nearest-even, doubled (an exact integer), converted, the sign of v put back.
 inline int32x4_t qact_e2m1_x2_neon(float32x4_t v) {
-  const float32x4_t a = vabsq_f32(v);
-  int32x4_t m = vdupq_n_s32(0);
-  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(0.25f))));
-  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(0.75f))));
-  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(1.25f))));
-  m = vsubq_s32(m, vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(1.75f))));
-  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(2.5f))), 1));
-  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgeq_f32(a, vdupq_n_f32(3.5f))), 1));
-  m = vsubq_s32(m, vshlq_n_s32(vreinterpretq_s32_u32(vcgtq_f32(a, vdupq_n_f32(5.0f))), 2));
+  const float32x4_t u = vminq_f32(vabsq_f32(v), vdupq_n_f32(6.0f));
+  const int32x4_t ue = vandq_s32(vreinterpretq_s32_f32(u), vdupq_n_s32(0x7F800000));
+  const float32x4_t magic = vreinterpretq_f32_s32(
+      vaddq_s32(vmaxq_s32(ue, vdupq_n_s32(0x3F800000)), vdupq_n_s32((22 << 23) | 0x400000)));
+  const float32x4_t r = vsubq_f32(vaddq_f32(u, magic), magic);
+  const int32x4_t m = vcvtq_s32_f32(vaddq_f32(r, r));
   const int32x4_t neg = vshrq_n_s32(vreinterpretq_s32_f32(v), 31);
   return vsubq_s32(veorq_s32(m, neg), neg);
 }

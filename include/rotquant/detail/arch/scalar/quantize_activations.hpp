@@ -37,6 +37,20 @@ inline float qact_sym_scale(float amax, float clip, int qmax) {
 namespace detail {
 namespace arch {
 
+/// Largest |x| of x[0..k) as float bits (the sign bit cleared, compared as integers, which
+/// orders non-negative floats). A result >= 0x7F800000 means the row holds NaN or +-Inf;
+/// otherwise it is the bits of the row's absmax. One pass for both the finiteness check and
+/// the absmax; 0 for k = 0.
+inline std::uint32_t qact_abs_bits_max(scalar, const float* x, index_t k) {
+  std::uint32_t m = 0;
+  for (index_t i = 0; i < k; ++i) {
+    std::uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    m = std::max(m, b & 0x7FFFFFFFu);
+  }
+  return m;
+}
+
 /// Symmetric integer quantization of one row (or group) of k floats with scale s (already
 /// computed): codes[i] = clamp(rint(x[i] / s), qmin, qmax); returns the sum of the codes.
 inline std::int32_t qact_sym_codes(scalar, const float* x, index_t k, float s, int qmin, int qmax,
