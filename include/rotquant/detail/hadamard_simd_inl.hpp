@@ -196,10 +196,14 @@ ROTQUANT_HK_TARGET inline void hadamard_rows(ROTQUANT_HK_TAG tag, const hadamard
         hadamard_combine(scalar{}, a, x, j,
                          a.m - j < hadamard_column_chunk ? a.m - j : hadamard_column_chunk);
     } else {
-      if (a.m >= 2 * w)
+      // Two vectors of columns per pass while the signed-sum table (K/4 groups x 16 slots x
+      // C vectors) stays within 24 KiB, so it lives in L1; one vector otherwise.
+      const bool two =
+          a.m >= 2 * w && (a.k / 4) * 16 * 2 * w * static_cast<index_t>(sizeof(S)) <= 24 * 1024;
+      if (two)
         for (index_t j = 0; j < a.m; j += 2 * w) hk_combine<S, 2>(tag, a, x, j);
       else
-        hk_combine<S, 1>(tag, a, x, 0);
+        for (index_t j = 0; j < a.m; j += w) hk_combine<S, 1>(tag, a, x, j);
     }
   }
 }
