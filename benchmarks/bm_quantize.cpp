@@ -69,6 +69,26 @@ BENCHMARK(BM_quantize)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
+// Per-token FP4 E2M1 (s = absmax / 6 per row, nibble codes): the fast path of
+// quantize_fp4_e2m1_rows; args: threads.
+void BM_quantize_fp4_e2m1(benchmark::State& st) {
+  rotquant::thread_pool_executor pool(static_cast<int>(st.range(0)));
+  rotquant::quantized_matrix out;
+  rotquant::quantize_fp4_e2m1_rows(rotquant::view(input()), out, 1.0f, &pool);
+  for (auto _ : st) {
+    rotquant::quantize_fp4_e2m1_rows(rotquant::view(input()), out, 1.0f, &pool);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string("fp4 e2m1 per token ") + rotquant::to_string(rotquant::active_isa()));
+}
+BENCHMARK(BM_quantize_fp4_e2m1)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgNames({"thr"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
 // NVFP4 with a static (calibrated) tensor scale: one pass, as an engine that calibrated the
 // activations' global scale offline runs it; args: threads.
 void BM_quantize_nvfp4_static(benchmark::State& st) {

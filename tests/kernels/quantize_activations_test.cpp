@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "rotquant/core/rng.hpp"
@@ -422,6 +423,98 @@ TEST(QuantizeActivations, NonFiniteRejectedAtEveryPositionOnEveryPath) {
           << to_string(path);
     }
   }
+}
+
+// --- Per-token FP4 E2M1 fast path ----------------------------------------------------------
+
+void expect_same_matrix(const rotquant::quantized_matrix& a, const rotquant::quantized_matrix& b,
+                        const std::string& what) {
+  ASSERT_EQ(a.rows, b.rows) << what;
+  ASSERT_EQ(a.cols, b.cols) << what;
+  ASSERT_EQ(a.row_bytes, b.row_bytes) << what;
+  ASSERT_EQ(a.groups_per_row, b.groups_per_row) << what;
+  ASSERT_EQ(a.codes.size(), b.codes.size()) << what;
+  EXPECT_EQ(0, std::memcmp(a.codes.data(), b.codes.data(), a.codes.size())) << what;
+  ASSERT_EQ(a.scales.size(), b.scales.size()) << what;
+  EXPECT_EQ(0, std::memcmp(a.scales.data(), b.scales.data(), a.scales.size() * sizeof(float)))
+      << what;
+}
+
+// Every path equals the general quantizer (the reference rule) over lengths around each SIMD
+// step (16, 32, 64) and their tails, strided rows, clip 1 and 0.9 (saturation).
+TEST(QuantizeFp4E2M1Rows, EveryPathEqualsTheGeneralQuantizer) {
+  for (index_t k : {1, 2, 3, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 66, 127, 129, 200, 1000, 4101})
+    for (float clip : {1.0f, 0.9f}) {
+      const index_t m = 5, stride = k + 3;
+      const matrix_f wide = random_activations(m, stride, static_cast<std::uint64_t>(k));
+      const auto xv = rotquant::make_view(wide.data(), m, k, stride);
+      const matrix_f x = wide.leftCols(k);
+      const auto want =
+          rotquant::quantize(rotquant::quantizer::fp4(rotquant::fp4_kind::e2m1,
+                                                      rotquant::granularity::per_row, 0, clip),
+                             x);
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        const auto got = rotquant::quantize_fp4_e2m1_rows(xv, clip);
+        expect_same_matrix(got, want,
+                           std::string(rotquant::to_string(path)) + " k=" + std::to_string(k) +
+                               " clip=" + std::to_string(clip));
+      }
+    }
+}
+
+// Known codes: with absmax 6 and clip 1 the scale is exactly 1, so the codes are e2m1 of the
+// inputs themselves: every tie goes to the even code, a negative value that rounds to zero is
+// code 0 (no sign), and the rest of a 67-element row (beyond a 64-element SIMD step) too.
+TEST(QuantizeFp4E2M1Rows, KnownCodesAndTiesOnEveryPath) {
+  const float in[] = {6.0f,
+                      0.25f,
+                      0.75f,
+                      1.25f,
+                      1.75f,
+                      2.5f,
+                      3.5f,
+                      5.0f,
+                      -0.75f,
+                      -0.1f,
+                      0.5f,
+                      -6.0f,
+                      std::nextafter(0.25f, 1.0f),
+                      std::nextafter(5.0f, 0.0f),
+                      -0.0f,
+                      1e-30f};
+  const int code[] = {7, 0, 2, 2, 4, 4, 6, 6, 0xA, 0, 1, 0xF, 1, 6, 0, 0};
+  constexpr index_t n = 16;
+  matrix_f x(1, 67);
+  for (index_t c = 0; c < 67; ++c) x(0, c) = in[c % n];
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    const auto got = rotquant::quantize_fp4_e2m1_rows(x);
+    ASSERT_EQ(got.scales[0], 1.0f);
+    for (index_t c = 0; c < 67; ++c)
+      EXPECT_EQ(got.code(0, c), code[c % n]) << rotquant::to_string(path) << " element " << c;
+    EXPECT_EQ(got.codes[33] >> 4, 0) << "the unused high nibble of an odd-length row is 0";
+  }
+}
+
+TEST(QuantizeFp4E2M1Rows, ThreadCountZeroRowsAndBadInput) {
+  matrix_f x = random_activations(37, 300, 5);
+  x.row(4).setZero();
+  const auto one = rotquant::quantize_fp4_e2m1_rows(x);
+  EXPECT_EQ(one.scales[4], 1.0f);
+  for (int t : {2, 3}) {
+    rotquant::thread_pool_executor pool(t);
+    expect_same_matrix(rotquant::quantize_fp4_e2m1_rows(rotquant::view(x), 1.0f, &pool), one,
+                       "threads");
+  }
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(x, 0.0f), "clip");
+  matrix_f big = x;
+  big(2, 7) = 3e38f;
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(big, 1.5f), "scale overflow");
+  x(1, 299) = std::nanf("");
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(x), "row 1");
+  x(1, 299) = -INFINITY;
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(x), "NaN or Inf");
 }
 
 TEST(QuantizeActivations, RejectsBadInput) {

@@ -19,6 +19,7 @@
 #include "rotquant/detail/arch/avx512/quantize_activations.hpp"
 #include "rotquant/detail/arch/neon/quantize_activations.hpp"
 #include "rotquant/kernels/packed.hpp"
+#include "rotquant/quant/quantizer.hpp"
 
 namespace rotquant {
 
@@ -297,6 +298,63 @@ inline packed_activations quantize_activations(const matrix_f& X, act_format for
   packed_activations out;
   quantize_activations(view(X), format, out, clip, group, ex);
   return out;
+}
+
+/// Per-token FP4 E2M1 quantize + pack on the best SIMD path: per row s = absmax * clip / 6
+/// (1 if 0), code = e2m1_encode(x / s) with IEEE division, codes packed two per byte (element
+/// 2i in the low nibble). The result equals quantize(quantizer::fp4(fp4_kind::e2m1,
+/// granularity::per_row, 0, clip), X) bit for bit (codes and scales) on every ISA path and
+/// thread count; `out`'s storage is reused when large enough; rows are split over `ex` (default
+/// executor). O(m * k). Throws rotquant::error for a non-finite element (naming its row), a clip
+/// that is not finite and > 0, or a scale that overflows.
+inline void quantize_fp4_e2m1_rows(const const_matrix_view<float>& X, quantized_matrix& out,
+                                   float clip = 1.0f, executor* ex = nullptr) {
+  out.q = quantizer::fp4(fp4_kind::e2m1, granularity::per_row, 0, clip);
+  out.q.validate(X.rows(), X.cols());
+  const index_t m = X.rows(), k = X.cols();
+  out.rows = m;
+  out.cols = k;
+  out.group = out.q.group_length(k);
+  out.groups_per_row = out.q.groups_per_row(k);
+  out.row_bytes = packed_nibble_bytes(k);
+  out.codes.resize(static_cast<std::size_t>(m * out.row_bytes));
+  out.scales.assign(static_cast<std::size_t>(m * out.groups_per_row), 1.0f);
+  out.zero_points.clear();
+  out.scale_codes.clear();
+  out.tensor_scale = 1.0f;
+  if (m == 0 || k == 0) return;
+  dispatch([&](auto tag) {
+    parallel_for(
+        0, m, std::max<index_t>(1, 16384 / k),
+        [&](index_t lo, index_t hi) {
+          for (index_t r = lo; r < hi; ++r) {
+            const float* x = X.data() + r * X.outerStride();
+            const std::uint32_t bits = detail::arch::qact_abs_bits_max(tag, x, k);
+            ROTQUANT_CHECK(bits < 0x7F800000u, "quantize_fp4_e2m1_rows: row "
+                                                   << r << " holds NaN or Inf; X must be finite");
+            float amax;
+            std::memcpy(&amax, &bits, sizeof amax);
+            float s = amax * clip / 6.0f;
+            if (s == 0.0f) s = 1.0f;
+            ROTQUANT_CHECK(std::isfinite(s), "quantize_fp4_e2m1_rows: scale overflow for absmax "
+                                                 << amax << " in row " << r);
+            out.scales[static_cast<std::size_t>(r)] = s;
+            detail::arch::qact_fp4_row(tag, x, k, s, out.codes.data() + r * out.row_bytes);
+          }
+        },
+        ex);
+  });
+}
+/// Returning form of the above.
+inline quantized_matrix quantize_fp4_e2m1_rows(const const_matrix_view<float>& X, float clip = 1.0f,
+                                               executor* ex = nullptr) {
+  quantized_matrix out;
+  quantize_fp4_e2m1_rows(X, out, clip, ex);
+  return out;
+}
+inline quantized_matrix quantize_fp4_e2m1_rows(const matrix_f& X, float clip = 1.0f,
+                                               executor* ex = nullptr) {
+  return quantize_fp4_e2m1_rows(view(X), clip, ex);
 }
 
 /// Dequantizes packed activations back to floats: x^[r, c] = code * scale of its block (the

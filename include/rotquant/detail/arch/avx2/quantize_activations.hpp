@@ -207,6 +207,35 @@ ROTQUANT_TARGET_AVX2 inline void qact_nvfp4_row(avx2, const float* x, index_t k,
                                                  bytes + b, scales + b);
 }
 
+/// AVX2 per-token FP4 E2M1 codes of one row (see qact_fp4_row(scalar, ...)): IEEE division
+/// x / s, magic-number rounding, 32 elements (16 bytes) per step; same bits as the scalar rule.
+ROTQUANT_TARGET_AVX2 inline void qact_fp4_row(avx2, const float* x, index_t k, float s,
+                                              std::uint8_t* packed) {
+  const __m256 vs = _mm256_set1_ps(s);
+  // |2 * value| (0, 1, 2, 3, 4, 6, 8, 12) -> magnitude code 0..7.
+  const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 0, 5, 0, 6, 0, 0, 0, 7, 0, 0, 0, 0, 1, 2, 3,
+                                       4, 0, 5, 0, 6, 0, 0, 0, 7, 0, 0, 0);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  index_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    __m256i q[4];
+    for (int t = 0; t < 4; ++t)
+      q[t] = qact_e2m1_x2_avx2(_mm256_div_ps(_mm256_loadu_ps(x + i + 8 * t), vs));
+    // Two packs leave dword 4 * lane + t holding q[t][4 * lane ..]; vpermd restores the order.
+    const __m256i b = _mm256_permutevar8x32_epi32(
+        _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])), order);
+    const __m256i mag = _mm256_shuffle_epi8(lut, _mm256_abs_epi8(b));
+    const __m256i c = _mm256_or_si256(
+        mag, _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_setzero_si256(), b), _mm256_set1_epi8(8)));
+    const __m256i pr =
+        _mm256_or_si256(_mm256_and_si256(c, _mm256_set1_epi16(0x000F)),
+                        _mm256_and_si256(_mm256_srli_epi16(c, 4), _mm256_set1_epi16(0x00F0)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(packed + i / 2),
+                     _mm_packus_epi16(_mm256_castsi256_si128(pr), _mm256_extracti128_si256(pr, 1)));
+  }
+  if (i < k) qact_fp4_row(scalar{}, x + i, k - i, s, packed + i / 2);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant

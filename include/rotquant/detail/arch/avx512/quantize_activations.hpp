@@ -386,6 +386,36 @@ ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_nvfp4_row(avx512, const float* 
   return std::max(qact_hmax_epi32(bad), rest);
 }
 
+/// E2M1 nibble codes of 64 bytes holding 2 * value (in [-12, 12]), two per 16-bit lane: the
+/// magnitude code by a table lookup on |2 * value| (0, 1, 2, 3, 4, 6, 8, 12 -> 0..7), the sign
+/// bit for negative values only (a zero is code 0, as e2m1_encode), then element 2j in the low
+/// and 2j + 1 in the high nibble of lane j's low byte.
+ROTQUANT_TARGET_AVX512 inline __m512i qact_fp4_nibbles(__m512i v) {
+  const __m512i lut =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 4, 0, 5, 0, 6, 0, 0, 0, 7, 0, 0, 0));
+  const __m512i mag = _mm512_shuffle_epi8(lut, _mm512_abs_epi8(v));
+  const __m512i c = _mm512_mask_add_epi8(mag, _mm512_movepi8_mask(v), mag, _mm512_set1_epi8(8));
+  return _mm512_or_si512(_mm512_and_si512(c, _mm512_set1_epi16(0x000F)),
+                         _mm512_and_si512(_mm512_srli_epi16(c, 4), _mm512_set1_epi16(0x00F0)));
+}
+
+/// AVX-512 per-token FP4 E2M1 codes of one row (see qact_fp4_row(scalar, ...)): IEEE division
+/// x / s, magic-number rounding, 64 elements (32 bytes) per step; same bits as the scalar rule.
+ROTQUANT_TARGET_AVX512 inline void qact_fp4_row(avx512, const float* x, index_t k, float s,
+                                                std::uint8_t* packed) {
+  const __m512 vs = _mm512_set1_ps(s);
+  index_t i = 0;
+  for (; i + 64 <= k; i += 64) {
+    const __m512i v = qact_pack64(qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + i), vs)),
+                                  qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + i + 16), vs)),
+                                  qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + i + 32), vs)),
+                                  qact_e2m1_x2(_mm512_div_ps(_mm512_loadu_ps(x + i + 48), vs)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(packed + i / 2),
+                        _mm512_cvtepi16_epi8(qact_fp4_nibbles(v)));
+  }
+  if (i < k) qact_fp4_row(scalar{}, x + i, k - i, s, packed + i / 2);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant

@@ -164,6 +164,30 @@ inline void qact_nvfp4_row(neon, const float* x, index_t k, float ts, std::int8_
                                                  bytes + b, scales + b);
 }
 
+/// NEON per-token FP4 E2M1 codes of one row (see qact_fp4_row(scalar, ...)): IEEE division
+/// x / s, magic-number rounding, 16 elements (8 bytes) per step; same bits as the scalar rule.
+inline void qact_fp4_row(neon, const float* x, index_t k, float s, std::uint8_t* packed) {
+  const float32x4_t vs = vdupq_n_f32(s);
+  // |2 * value| (0, 1, 2, 3, 4, 6, 8, 12) -> magnitude code 0..7.
+  static const std::uint8_t lut_bytes[16] = {0, 1, 2, 3, 4, 0, 5, 0, 6, 0, 0, 0, 7, 0, 0, 0};
+  const uint8x16_t lut = vld1q_u8(lut_bytes);
+  index_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    int32x4_t q[4];
+    for (int t = 0; t < 4; ++t) q[t] = qact_e2m1_x2_neon(vdivq_f32(vld1q_f32(x + i + 4 * t), vs));
+    const int16x8_t h0 = vcombine_s16(vmovn_s32(q[0]), vmovn_s32(q[1]));
+    const int16x8_t h1 = vcombine_s16(vmovn_s32(q[2]), vmovn_s32(q[3]));
+    const int8x16_t b = vcombine_s8(vmovn_s16(h0), vmovn_s16(h1));
+    const uint8x16_t mag = vqtbl1q_u8(lut, vreinterpretq_u8_s8(vabsq_s8(b)));
+    const uint8x16_t c = vorrq_u8(mag, vandq_u8(vcltzq_s8(b), vdupq_n_u8(8)));
+    const uint16x8_t w = vreinterpretq_u16_u8(c);
+    const uint16x8_t pr = vorrq_u16(vandq_u16(w, vdupq_n_u16(0x000F)),
+                                    vandq_u16(vshrq_n_u16(w, 4), vdupq_n_u16(0x00F0)));
+    vst1_u8(packed + i / 2, vmovn_u16(pr));
+  }
+  if (i < k) qact_fp4_row(scalar{}, x + i, k - i, s, packed + i / 2);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant

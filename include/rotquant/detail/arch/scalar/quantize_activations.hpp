@@ -243,6 +243,17 @@ inline void qact_nvfp4_row(scalar, const float* x, index_t k, float ts, std::int
                                                  codes + 16 * b, bytes + b, scales + b);
 }
 
+/// Per-token FP4 E2M1 codes of one row with scale s: nibble i is e2m1_encode(x[i] / s), element
+/// 2j in the low nibble of byte j; ceil(k / 2) bytes written (an odd k leaves the last high
+/// nibble 0).
+inline void qact_fp4_row(scalar, const float* x, index_t k, float s, std::uint8_t* packed) {
+  index_t i = 0;
+  for (; i + 1 < k; i += 2)
+    packed[i / 2] =
+        static_cast<std::uint8_t>(e2m1_encode(x[i] / s) | (e2m1_encode(x[i + 1] / s) << 4));
+  if (i < k) packed[i / 2] = e2m1_encode(x[i] / s);
+}
+
 }  // namespace arch
 }  // namespace detail
 }  // namespace rotquant
