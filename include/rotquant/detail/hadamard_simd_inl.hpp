@@ -187,6 +187,10 @@ template <class S>
 ROTQUANT_HK_TARGET inline void hadamard_rows(ROTQUANT_HK_TAG tag, const hadamard_kernel_args<S>& a,
                                              S* data, index_t rows, index_t stride) {
   constexpr index_t w = ROTQUANT_HK_OPS<S>::width;
+  // Two vectors of columns per K-combination pass while the signed-sum table (K/4 groups x 16
+  // slots x 2 vectors) stays within 24 KiB, so it lives in L1; one vector otherwise.
+  const bool two =
+      a.m >= 2 * w && (a.k / 4) * 16 * 2 * w * static_cast<index_t>(sizeof(S)) <= 24 * 1024;
   for (index_t r = 0; r < rows; ++r) {
     S* x = data + r * stride;
     for (index_t b = 0; b < a.k; ++b) fwht_block(tag, x + b * a.m, a.m, a.k == 1, a.scale);
@@ -196,10 +200,6 @@ ROTQUANT_HK_TARGET inline void hadamard_rows(ROTQUANT_HK_TAG tag, const hadamard
         hadamard_combine(scalar{}, a, x, j,
                          a.m - j < hadamard_column_chunk ? a.m - j : hadamard_column_chunk);
     } else {
-      // Two vectors of columns per pass while the signed-sum table (K/4 groups x 16 slots x
-      // C vectors) stays within 24 KiB, so it lives in L1; one vector otherwise.
-      const bool two =
-          a.m >= 2 * w && (a.k / 4) * 16 * 2 * w * static_cast<index_t>(sizeof(S)) <= 24 * 1024;
       if (two)
         for (index_t j = 0; j < a.m; j += 2 * w) hk_combine<S, 2>(tag, a, x, j);
       else

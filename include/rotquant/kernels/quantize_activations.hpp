@@ -56,6 +56,18 @@ inline index_t qact_block(act_format f, index_t k, index_t group) {
   }
 }
 
+/// max |x[0..k)| of row r in one pass (qact_abs_bits_max on path `tag`); throws naming the row
+/// (and `fn`) if the row holds NaN or Inf.
+template <class Tag>
+float qact_checked_amax(Tag tag, const float* x, index_t k, index_t r, const char* fn) {
+  const std::uint32_t bits = arch::qact_abs_bits_max(tag, x, k);
+  ROTQUANT_CHECK(bits < 0x7F800000u,
+                 fn << ": row " << r << " holds NaN or Inf; activations must be finite");
+  float amax;
+  std::memcpy(&amax, &bits, sizeof amax);
+  return amax;
+}
+
 /// Quantizes one row x (k floats) into row r of `out` (already sized) on arch path `tag`.
 template <class Tag>
 void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out,
@@ -69,11 +81,8 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
   const bool block_fmt = out.format == act_format::mxfp4 || out.format == act_format::nvfp4;
   // One pass gives the finiteness check and (for per-token INT) the absmax; the AVX-512 block
   // kernels check inside their own amax pass.
-  std::uint32_t bits = 0;
-  if (!(fused_check && block_fmt)) {
-    bits = arch::qact_abs_bits_max(tag, x, k);
-    if (bits >= 0x7F800000u) reject();
-  }
+  const float amax =
+      fused_check && block_fmt ? 0.0f : qact_checked_amax(tag, x, k, r, "quantize_activations");
   std::int8_t* c = out.codes.data() + r * stride;
   float* sc = out.scales.data() + r * nb;
   std::int32_t* su = out.sums.data() + r * nb;
@@ -81,8 +90,6 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
     case act_format::qsi4dx:
     case act_format::qsi8dx: {
       const int qmax = out.format == act_format::qsi4dx ? 7 : 127;
-      float amax;
-      std::memcpy(&amax, &bits, sizeof amax);
       const float s = qact_sym_scale(amax, clip, qmax);
       sc[0] = s;
       su[0] = arch::qact_sym_codes(tag, x, k, s, -qmax - 1, qmax, c);
@@ -161,15 +168,8 @@ inline float qact_nvfp4_ts(const const_matrix_view<float>& X, executor* ex) {
         0, m, std::max<index_t>(1, 16384 / k),
         [&](index_t lo, index_t hi) {
           for (index_t r = lo; r < hi; ++r) {
-            const float* x = X.data() + r * X.outerStride();
-            const std::uint32_t bits = arch::qact_abs_bits_max(tag, x, k);
-            ROTQUANT_CHECK(bits < 0x7F800000u, "quantize_activations: row "
-                                                   << r
-                                                   << " holds NaN or Inf; activations must be "
-                                                      "finite");
-            float a;
-            std::memcpy(&a, &bits, sizeof a);
-            row_amax[static_cast<std::size_t>(r)] = a;
+            row_amax[static_cast<std::size_t>(r)] = qact_checked_amax(
+                tag, X.data() + r * X.outerStride(), k, r, "quantize_activations");
           }
         },
         ex);
@@ -329,15 +329,12 @@ inline void quantize_fp4_e2m1_rows(const const_matrix_view<float>& X, quantized_
         [&](index_t lo, index_t hi) {
           for (index_t r = lo; r < hi; ++r) {
             const float* x = X.data() + r * X.outerStride();
-            const std::uint32_t bits = detail::arch::qact_abs_bits_max(tag, x, k);
-            ROTQUANT_CHECK(bits < 0x7F800000u, "quantize_fp4_e2m1_rows: row "
-                                                   << r << " holds NaN or Inf; X must be finite");
-            float amax;
-            std::memcpy(&amax, &bits, sizeof amax);
-            float s = amax * clip / 6.0f;
-            if (s == 0.0f) s = 1.0f;
-            ROTQUANT_CHECK(std::isfinite(s), "quantize_fp4_e2m1_rows: scale overflow for absmax "
-                                                 << amax << " in row " << r);
+            // The scale by the general quantizer's own rule (absmax * clip / 6, 1 if 0,
+            // overflow rejected), so the two cannot drift apart.
+            detail::range_stats st;
+            st.amax = detail::qact_checked_amax(tag, x, k, r, "quantize_fp4_e2m1_rows");
+            const float s =
+                detail::params_from_stats_unchecked(out.q, st, clip, false, false).scale;
             out.scales[static_cast<std::size_t>(r)] = s;
             detail::arch::qact_fp4_row(tag, x, k, s, out.codes.data() + r * out.row_bytes);
           }
