@@ -56,13 +56,19 @@ inline index_t qact_block(act_format f, index_t k, index_t group) {
   }
 }
 
+/// Throws unless `bits` (a row's qact_abs_bits_max) is the bit pattern of a finite float,
+/// naming `fn` and the row.
+inline void qact_require_finite(std::uint32_t bits, index_t r, const char* fn) {
+  ROTQUANT_CHECK(bits < 0x7F800000u,
+                 fn << ": row " << r << " holds NaN or Inf; activations must be finite");
+}
+
 /// max |x[0..k)| of row r in one pass (qact_abs_bits_max on path `tag`); throws naming the row
 /// (and `fn`) if the row holds NaN or Inf.
 template <class Tag>
 float qact_checked_amax(Tag tag, const float* x, index_t k, index_t r, const char* fn) {
   const std::uint32_t bits = arch::qact_abs_bits_max(tag, x, k);
-  ROTQUANT_CHECK(bits < 0x7F800000u,
-                 fn << ": row " << r << " holds NaN or Inf; activations must be finite");
+  qact_require_finite(bits, r, fn);
   float amax;
   std::memcpy(&amax, &bits, sizeof amax);
   return amax;
@@ -73,10 +79,6 @@ template <class Tag>
 void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out,
               const float* next = nullptr) {
   const index_t k = out.k, stride = out.stride, nb = out.blocks, bs = out.block;
-  const auto reject = [r] {
-    ROTQUANT_CHECK(false, "quantize_activations: row "
-                              << r << " holds NaN or Inf; activations must be finite");
-  };
   constexpr bool fused_check = std::is_same_v<Tag, arch::avx512>;
   const bool block_fmt = out.format == act_format::mxfp4 || out.format == act_format::nvfp4;
   // One pass gives the finiteness check and (for per-token INT) the absmax; the AVX-512 block
@@ -107,19 +109,19 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
       su[0] = arch::qact_asym4_row(tag, x, k, clip, c, sc, out.zero_points.data() + r);
       break;
     case act_format::mxfp4:
-      if constexpr (fused_check) {
-        if (arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su, next) >=
-            0x7F800000u)
-          reject();
-      } else
+      if constexpr (fused_check)
+        qact_require_finite(
+            arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su, next), r,
+            "quantize_activations");
+      else
         arch::qact_mxfp4_row(tag, x, k, c, out.scale_bytes.data() + r * nb, sc, su);
       break;
     case act_format::nvfp4:
-      if constexpr (fused_check) {
-        if (arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb,
-                                 sc, su, next) >= 0x7F800000u)
-          reject();
-      } else
+      if constexpr (fused_check)
+        qact_require_finite(arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c,
+                                                 out.scale_bytes.data() + r * nb, sc, su, next),
+                            r, "quantize_activations");
+      else
         arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb, sc,
                              su);
       break;
