@@ -346,6 +346,94 @@ TEST(QuantizeActivations, Nvfp4StaticTensorScale) {
   }
 }
 
+// NVFP4's AVX-512 kernel divides by s / 2 with no clamp when every block of 16 has amax <=
+// 6.5 s and s >= 2^-125, else by s with a clamp. With a static tensor scale of 1, group A
+// (blocks holding 6.0: s = 1, amax = 6 s, the unclamped path) and group B (blocks holding
+// 8 * 2^-9: a subnormal block scale s = 2^-9, amax = 8 s, the clamped path) have x / s = v
+// exactly for a sweep v over [0, 6] and [0, 8) (every E2M1 threshold, its float neighbours,
+// both signs): every path must give the ladder's code of v. Then tensor scales so small that s
+// falls below 2^-125 (and tiny data, dynamic scale): every path must equal scalar.
+TEST(QuantizeActivations, Nvfp4BothDivisionPathsMatchTheLadder) {
+  std::vector<float> sweep;
+  for (std::uint32_t b = 0; b < 0x41000000u; b += 409601u) {
+    float f;
+    std::memcpy(&f, &b, sizeof f);
+    sweep.push_back(f);
+  }
+  for (float t : {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 6.0f, 7.0f, 0.5f, 1.0f, 1.5f, 2.0f,
+                  3.0f, 4.0f})
+    for (float d : {std::nextafter(t, 0.0f), t, std::nextafter(t, 8.0f)}) sweep.push_back(d);
+  // 15 sweep values per block of 16, 16 blocks per group, as many groups of each kind as needed.
+  const index_t groups = 2 * ((static_cast<index_t>(sweep.size()) + 239) / 240);
+  const index_t k = groups * 256 + 21;  // whole groups of 16 blocks, a single block, a partial one
+  matrix_f x = matrix_f::Zero(1, k);
+  std::vector<float> v(static_cast<std::size_t>(k), 0.0f);  // x / s, exact
+  std::size_t next_a = 0, next_b = 0;
+  for (index_t blk = 0; 16 * blk < k; ++blk) {
+    const bool group_b = (blk / 16) % 2 == 1;
+    const float s = group_b ? 0x1p-9f : 1.0f;
+    v[static_cast<std::size_t>(16 * blk)] = group_b ? 8.0f : 6.0f;
+    for (index_t c = 16 * blk + 1; c < std::min(k, 16 * blk + 16); ++c) {
+      std::size_t& i = group_b ? next_b : next_a;
+      float val = sweep[i++ % sweep.size()];
+      if (!group_b) val = std::min(val, 6.0f);
+      v[static_cast<std::size_t>(c)] = (c % 2) ? -val : val;
+    }
+    for (index_t c = 16 * blk; c < std::min(k, 16 * blk + 16); ++c)
+      x(0, c) = v[static_cast<std::size_t>(c)] * s;
+  }
+  ASSERT_GE(next_a, sweep.size());
+  ASSERT_GE(next_b, sweep.size());
+  rotquant::quantize_options opt;
+  opt.nvfp4_tensor_scale = 1.0f;
+  for (auto path : rotquant::available_isas()) {
+    rotquant::scoped_isa force(path);
+    packed_activations p;
+    rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, p, opt);
+    for (index_t c = 0; c < k; ++c) {
+      const bool group_b = (c / 256) % 2 == 1;
+      ASSERT_EQ(p.scales[static_cast<std::size_t>(c / 16)], group_b ? 0x1p-10f : 0.5f);
+      const int want =
+          rotquant::e2m1_to_int_x2(rotquant::e2m1_encode(v[static_cast<std::size_t>(c)]));
+      ASSERT_EQ(p.codes[static_cast<std::size_t>(c)], want)
+          << "v=" << v[static_cast<std::size_t>(c)] << " column " << c << " " << to_string(path);
+    }
+  }
+  // Block scales below 2^-125: a subnormal static tensor scale, and tiny data whose dynamic
+  // tensor scale is subnormal.
+  matrix_f tiny = random_activations(3, 4 * 256 + 16, 5);
+  tiny *= 1e-37f;
+  // Subnormal inputs n * 2^-149: with a tensor scale of 2^-149 the block scale s is n' * 2^-149,
+  // and s / 2 is inexact for odd n' (e.g. amax 18 * 2^-149 gives s = 3 * 2^-149).
+  matrix_f sub(2, 512);
+  rotquant::rng g(8);
+  for (index_t r = 0; r < 2; ++r)
+    for (index_t c = 0; c < 512; ++c) {
+      // Block maxima: 18 in the first group of 16 blocks (all eligible for the s / 2 path but
+      // for the 2^-125 bound), then a spread of maxima.
+      const float n = c % 16 != 0 ? std::floor(static_cast<float>(g.uniform() * 37.0) - 18.0f)
+                      : c < 256   ? 18.0f
+                                  : static_cast<float>(6 + 3 * (c / 16 % 11));
+      sub(r, c) = n * 0x1p-149f;
+    }
+  for (float ts : {0x1p-140f, 0x1p-128f, 0x1p-149f, 0.0f}) {
+    opt.nvfp4_tensor_scale = ts;
+    for (const matrix_f* in : {&x, &tiny, &sub}) {
+      packed_activations ref;
+      {
+        rotquant::scoped_isa force(rotquant::isa::scalar);
+        rotquant::quantize_activations(rotquant::view(*in), act_format::nvfp4, ref, opt);
+      }
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        packed_activations got;
+        rotquant::quantize_activations(rotquant::view(*in), act_format::nvfp4, got, opt);
+        expect_same(got, ref, rotquant::to_string(path));
+      }
+    }
+  }
+}
+
 // The fast scale helpers equal the quant/formats.hpp codecs: every float bit pattern in a wide
 // range (stepping the low bits) for UE4M3, every exponent for the power-of-two helpers.
 TEST(QuantizeActivations, FastScaleHelpersMatchFormats) {

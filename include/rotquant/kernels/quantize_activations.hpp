@@ -119,7 +119,7 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
     case act_format::nvfp4:
       if constexpr (fused_check)
         qact_require_finite(arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c,
-                                                 out.scale_bytes.data() + r * nb, sc, su, next),
+                                                 out.scale_bytes.data() + r * nb, sc, su),
                             r, "quantize_activations");
       else
         arch::qact_nvfp4_row(tag, x, k, out.tensor_scale, c, out.scale_bytes.data() + r * nb, sc,
@@ -284,7 +284,13 @@ void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotat
   quantize_activations_rotated(X, rotation, format, out, opt);
 }
 
-/// Overload for a mutable view (same contract).
+/// Overloads for a mutable view (same contract).
+inline void quantize_activations(const matrix_view<float>& X, act_format format,
+                                 packed_activations& out, const quantize_options& opt) {
+  quantize_activations(
+      make_view(static_cast<const float*>(X.data()), X.rows(), X.cols(), X.outerStride()), format,
+      out, opt);
+}
 inline void quantize_activations(const matrix_view<float>& X, act_format format,
                                  packed_activations& out, float clip = 1.0f, index_t group = 0,
                                  executor* ex = nullptr) {
