@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -200,13 +201,19 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
   const index_t m = X.rows(), k = X.cols();
   detail::qact_prepare(m, k, format, opt, out);
   if (m == 0) return;
+  // NVFP4 with a dynamic tensor scale reads X twice: first for its amax (front to back), then
+  // to quantize. The second pass takes blocks of rows (about 256 KiB each) from the last block
+  // to the first, each front to back, so it starts on the rows the first pass read last, which
+  // a large last-level cache still holds. Rows are independent, so the order changes no bits.
+  const bool second_pass = format == act_format::nvfp4 && !(opt.nvfp4_tensor_scale > 0.0f);
   if (format == act_format::nvfp4)
-    out.tensor_scale =
-        opt.nvfp4_tensor_scale > 0.0f ? opt.nvfp4_tensor_scale : detail::qact_nvfp4_ts(X, opt.ex);
+    out.tensor_scale = second_pass ? detail::qact_nvfp4_ts(X, opt.ex) : opt.nvfp4_tensor_scale;
+  const index_t grain = std::max<index_t>(1, (second_pass ? 65536 : 16384) / k);
   dispatch([&](auto tag) {
     parallel_for(
-        0, m, std::max<index_t>(1, 16384 / k),
+        0, m, grain,
         [&](index_t lo, index_t hi) {
+          if (second_pass) std::tie(lo, hi) = std::make_pair(m - hi, m - lo);
           for (index_t r = lo; r < hi; ++r)
             detail::qact_row(tag, X.data() + r * X.outerStride(), r, opt.clip, out,
                              r + 1 < hi ? X.data() + (r + 1) * X.outerStride() : nullptr);
