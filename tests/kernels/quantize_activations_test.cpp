@@ -599,6 +599,8 @@ TEST(QuantizeFp4E2M1Rows, ThreadCountZeroRowsAndBadInput) {
   matrix_f big = x;
   big(2, 7) = 3e38f;
   EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(big, 1.5f), "scale overflow");
+  EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(big, 1.5f),
+                        "quantize_fp4_e2m1_rows: row 2");
   x(1, 299) = std::nanf("");
   EXPECT_ROTQUANT_ERROR(rotquant::quantize_fp4_e2m1_rows(x), "row 1");
   x(1, 299) = -INFINITY;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -348,8 +349,13 @@ inline void quantize_fp4_e2m1_rows(const const_matrix_view<float>& X, quantized_
             // overflow rejected), so the two cannot drift apart.
             detail::range_stats st;
             st.amax = detail::qact_checked_amax(tag, x, k, r, "quantize_fp4_e2m1_rows");
-            const float s =
-                detail::params_from_stats_unchecked(out.q, st, clip, false, false).scale;
+            float s;
+            try {
+              s = detail::params_from_stats_unchecked(out.q, st, clip, false, false).scale;
+            } catch (const error& e) {
+              throw error(std::string("quantize_fp4_e2m1_rows: row ") + std::to_string(r) + ": " +
+                          e.what());
+            }
             out.scales[static_cast<std::size_t>(r)] = s;
             detail::arch::qact_fp4_row(tag, x, k, s, out.codes.data() + r * out.row_bytes);
           }
