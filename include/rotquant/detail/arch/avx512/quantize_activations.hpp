@@ -96,25 +96,30 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_hsum(__m512i a) {
   return _mm_cvtsi128_si32(s4);
 }
 
-/// 2 * E2M1 value of e2m1_encode(v) per lane, by magic-number rounding: u = min(|v|, 6) is
-/// rounded to the E2M1 grid of its binade (step 0.5 below 2, then 1, 2) by (u + M) - M with
-/// M = 1.5 * 2^(22 + p), p = max(exponent of u, 0): the float sum has exactly that step as its
-/// ulp, so the hardware's round-half-to-even picks the even grid point on a tie, which is the
-/// even E2M1 code, the same decision as the contract's comparison ladder (|v| > 0.25, >= 0.75,
-/// > 1.25, >= 1.75, > 2.5, >= 3.5, > 5, saturation at 6). The sign of v is put back before the
-/// conversion (a zero result stays 0). Ten simple vector operations, no mask registers.
+/// 2 * E2M1 value of e2m1_encode(w / 2) per lane, for w = 2 * (x / s) (the doubled quotient):
+/// with Clamp, w is first clamped to [-12, 12]; without it the caller guarantees |w| <= 13, which
+/// rounds to at most 12 anyway. The E2M1 grid in w is step 1 below 4, then 2, then 4, so w is
+/// rounded by (w + M) - M with M = 1.5 * 2^(22 + max(e, 1)), e the exponent of w: the sum's ulp
+/// is that step, and the hardware's round-half-to-even picks the even grid point on a tie, which
+/// is the even E2M1 code: the same decision as the contract's comparison ladder (|v| > 0.25,
+/// >= 0.75, > 1.25, >= 1.75, > 2.5, >= 3.5, > 5, saturation at 6). M = 2^max(e, 1) * 1.5 * 2^22 is
+/// exact, so the add and the subtract are two FMAs (they run on the multiply pipes, beside the
+/// clamp and the conversion). Signed w works as is: |w| < 2^(max(e, 1) + 1) keeps w + M in M's
+/// binade.
+template <bool Clamp>
+ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2_doubled(__m512 w) {
+  if constexpr (Clamp)
+    w = _mm512_min_ps(_mm512_max_ps(w, _mm512_set1_ps(-12.0f)), _mm512_set1_ps(12.0f));
+  const __m512i ue = _mm512_and_si512(_mm512_castps_si512(w), _mm512_set1_epi32(0x7F800000));
+  const __m512 p2 = _mm512_castsi512_ps(_mm512_max_epi32(ue, _mm512_set1_epi32(0x40000000)));
+  const __m512 c = _mm512_set1_ps(6291456.0f);  // 1.5 * 2^22
+  return _mm512_cvtps_epi32(_mm512_fnmadd_ps(p2, c, _mm512_fmadd_ps(p2, c, w)));
+}
+
+/// 2 * E2M1 value of e2m1_encode(v) per lane: qact_e2m1_x2_doubled of v + v (doubling is exact;
+/// an overflow to Inf clamps to 12 like any |v| >= 6), so every FP4 kernel rounds one way.
 ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2(__m512 v) {
-  const __m512 u = _mm512_min_ps(_mm512_abs_ps(v), _mm512_set1_ps(6.0f));
-  const __m512i ue = _mm512_and_si512(_mm512_castps_si512(u), _mm512_set1_epi32(0x7F800000));
-  const __m512 magic =
-      _mm512_castsi512_ps(_mm512_add_epi32(_mm512_max_epi32(ue, _mm512_set1_epi32(0x3F800000)),
-                                           _mm512_set1_epi32((22 << 23) | 0x400000)));
-  const __m512 r = _mm512_sub_ps(_mm512_add_ps(u, magic), magic);
-  // r2 | (v & sign): 0xF8 is a | (b & c) for _mm512_ternarylogic_epi32(a, b, c).
-  const __m512i s =
-      _mm512_ternarylogic_epi32(_mm512_castps_si512(_mm512_add_ps(r, r)), _mm512_castps_si512(v),
-                                _mm512_set1_epi32(static_cast<int>(0x80000000u)), 0xF8);
-  return _mm512_cvtps_epi32(_mm512_castsi512_ps(s));
+  return qact_e2m1_x2_doubled<true>(_mm512_add_ps(v, v));
 }
 
 /// Prefetch hints (into L2) for n 64-byte lines from p: the row kernels ask for the next row
@@ -315,24 +320,6 @@ ROTQUANT_TARGET_AVX512 inline __m512 qact_ue4m3_decode16(__m512i c) {
   return _mm512_mask_mov_ps(_mm512_castsi512_ps(normal), is_sub, sub);
 }
 
-/// 2 * E2M1 value of e2m1_encode(w / 2) per lane, for w = 2 * (x / s) (the doubled quotient):
-/// with Clamp, w is first clamped to [-12, 12]; without it the caller guarantees |w| <= 13, which
-/// rounds to at most 12 anyway. The E2M1 grid in w is step 1 below 4, then 2, then 4, so w is
-/// rounded by (w + M) - M with M = 1.5 * 2^(22 + max(e, 1)), e the exponent of w: the sum's ulp
-/// is that step, and the hardware's round-half-to-even picks the even E2M1 code on a tie, as in
-/// qact_e2m1_x2. M = 2^max(e, 1) * 1.5 * 2^22 is exact, so the add and the subtract are two FMAs
-/// (they run on the multiply pipes, beside the clamp and the conversion). Signed w works as is:
-/// |w| < 2^(max(e, 1) + 1) keeps w + M in M's binade.
-template <bool Clamp>
-ROTQUANT_TARGET_AVX512 inline __m512i qact_e2m1_x2_doubled(__m512 w) {
-  if constexpr (Clamp)
-    w = _mm512_min_ps(_mm512_max_ps(w, _mm512_set1_ps(-12.0f)), _mm512_set1_ps(12.0f));
-  const __m512i ue = _mm512_and_si512(_mm512_castps_si512(w), _mm512_set1_epi32(0x7F800000));
-  const __m512 p2 = _mm512_castsi512_ps(_mm512_max_epi32(ue, _mm512_set1_epi32(0x40000000)));
-  const __m512 c = _mm512_set1_ps(6291456.0f);  // 1.5 * 2^22
-  return _mm512_cvtps_epi32(_mm512_fnmadd_ps(p2, c, _mm512_fmadd_ps(p2, c, w)));
-}
-
 /// Codes and block sums of 16 NVFP4 blocks (256 floats at p) given each block's divisor in lane
 /// j of d. Fast (Doubled): d = s / 2 (exact), so x / d is the doubled quotient 2 * (x / s) and
 /// |x / d| <= 13 is guaranteed by the caller. Otherwise d = s and the quotient is doubled (exact)
@@ -351,8 +338,7 @@ ROTQUANT_TARGET_AVX512 inline void qact_nvfp4_group16(const float* p, __m512 d, 
       const int j = 4 * g + i;
       const __m512 w = _mm512_div_ps(_mm512_loadu_ps(p + 16 * j),
                                      _mm512_permutexvar_ps(_mm512_set1_epi32(j), d));
-      q[i] = Doubled ? qact_e2m1_x2_doubled<false>(w)
-                     : qact_e2m1_x2_doubled<true>(_mm512_add_ps(w, w));
+      q[i] = Doubled ? qact_e2m1_x2_doubled<false>(w) : qact_e2m1_x2(w);
     }
     const __m512i packed = qact_pack64(q[0], q[1], q[2], q[3]);
     _mm512_storeu_si512(codes + 64 * g, packed);
