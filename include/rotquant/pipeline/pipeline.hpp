@@ -75,23 +75,30 @@ class quantized_linear {
         stage_ends_(std::move(stage_ends)),
         in_(weight.cols()),
         out_(weight.rows()) {
-    ROTQUANT_CHECK(online_.dim() == weight.cols(), "quantized_linear: the transform has dimension "
-                                                       << online_.dim() << ", the weight "
-                                                       << weight.cols() << " input features");
-    check_finite(weight, "quantized_linear: weight");
-    reference_weight_ = weight;
+    check_weight(weight);
     const matrix_f folded = online_.num_stages() ? online_.fold_into_weight(weight) : weight;
-    weight_codes_ = rotquant::quantize(weight_quantizer_, folded);
-    weight_dequantized_ = dequantize(weight_codes_);
-    if (detail::kernel_act_format(activation_quantizer_, act_format_) &&
-        detail::kernel_weight_format(weight_quantizer_, in_)) {
-      try {
-        packed_ = pack_weights(weight_codes_);
-        has_kernel_ = true;
-      } catch (const rotquant::error&) {
-        has_kernel_ = false;  // e.g. incompatible scale blocks: fake quantization only
-      }
-    }
+    finish(rotquant::quantize(weight_quantizer_, folded));
+  }
+
+  /// A layer whose folded weight W M^{-T} was quantized already (e.g. by gptq(): `codes`
+  /// [out, in] in the frame of `online`, its quantizer the weight quantizer). `weight` is the
+  /// float weight as given, kept for report().
+  quantized_linear(transform online, const matrix_f& weight, quantized_matrix codes, quantizer aq,
+                   std::vector<std::string> stage_names = {},
+                   std::vector<std::size_t> stage_ends = {})
+      : online_(std::move(online)),
+        weight_quantizer_(codes.q),
+        activation_quantizer_(std::move(aq)),
+        stage_names_(std::move(stage_names)),
+        stage_ends_(std::move(stage_ends)),
+        in_(weight.cols()),
+        out_(weight.rows()) {
+    check_weight(weight);
+    ROTQUANT_CHECK(codes.rows == out_ && codes.cols == in_,
+                   "quantized_linear: the quantized weight is " << codes.rows << " x " << codes.cols
+                                                                << ", the weight " << out_ << " x "
+                                                                << in_);
+    finish(std::move(codes));
   }
 
   /// True if forward() runs the packed W4A4 / W4A8 kernels (kernels/gemm.hpp).
@@ -176,6 +183,27 @@ class quantized_linear {
   }
 
  private:
+  void check_weight(const matrix_f& weight) {
+    ROTQUANT_CHECK(online_.dim() == weight.cols(), "quantized_linear: the transform has dimension "
+                                                       << online_.dim() << ", the weight "
+                                                       << weight.cols() << " input features");
+    check_finite(weight, "quantized_linear: weight");
+    reference_weight_ = weight;
+  }
+  void finish(quantized_matrix codes) {
+    weight_codes_ = std::move(codes);
+    weight_dequantized_ = dequantize(weight_codes_);
+    if (detail::kernel_act_format(activation_quantizer_, act_format_) &&
+        detail::kernel_weight_format(weight_quantizer_, in_)) {
+      try {
+        packed_ = pack_weights(weight_codes_);
+        has_kernel_ = true;
+      } catch (const rotquant::error&) {
+        has_kernel_ = false;  // e.g. incompatible scale blocks: fake quantization only
+      }
+    }
+  }
+
   transform online_;
   quantizer weight_quantizer_, activation_quantizer_;
   std::vector<std::string> stage_names_;
@@ -207,6 +235,14 @@ class pipeline {
   /// Calibrates on activations X [T, C] (finite, T >= 1) and weight W [out, C] (finite).
   /// Throws rotquant::error for mismatched or empty shapes and non-finite values.
   quantized_linear calibrate(const matrix_f& x, const matrix_f& w) const {
+    return calibrate(x, w, matrix_f());
+  }
+
+  /// As calibrate(x, w), with the rows a GPTQ weight policy collects its Hessian on given apart
+  /// (hessian_x [T', C], e.g. the layer's inputs in a model whose earlier layers are quantized
+  /// already; they pass through the same online transform). Empty: x.
+  quantized_linear calibrate(const matrix_f& x, const matrix_f& w,
+                             const matrix_f& hessian_x) const {
     ROTQUANT_CHECK(x.rows() >= 1 && x.cols() >= 1, "pipeline::calibrate: calibration X is "
                                                        << x.rows() << " x " << x.cols()
                                                        << " (need at least one token)");
@@ -215,8 +251,27 @@ class pipeline {
                                                 << x.cols() << " features");
     check_finite(x, "pipeline::calibrate: X");
     check_finite(w, "pipeline::calibrate: W");
+    if (hessian_x.size()) {
+      ROTQUANT_CHECK(hessian_x.cols() == x.cols(), "pipeline::calibrate: hessian_x has "
+                                                       << hessian_x.cols() << " features, X "
+                                                       << x.cols());
+      check_finite(hessian_x, "pipeline::calibrate: hessian_x");
+    }
     calibration_state st(x, w);
+    st.hessian_x_input = hessian_x;
+    st.hessian_x = hessian_x;
     std::apply([&](const auto&... s) { (s.calibrate(st), ...); }, stages_);
+    if (st.has_weight_codes) {
+      if (!st.weight_perm.empty()) {
+        // GPTQ with act-order and groups: its codes follow the permuted columns.
+        transform p(x.cols());
+        p.append_permutation(st.weight_perm);
+        st.online.append(p);
+        if (!st.stage_ends.empty()) st.stage_ends.back() = st.online.num_stages();
+      }
+      return quantized_linear(st.online, w, std::move(st.weight_codes), st.activation_quantizer,
+                              st.stage_names, st.stage_ends);
+    }
     return quantized_linear(st.online, w, st.weight_quantizer, st.activation_quantizer,
                             st.stage_names, st.stage_ends);
   }

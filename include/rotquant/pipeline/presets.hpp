@@ -9,6 +9,7 @@
 //   dfrot        randomized Hadamard refined by DFRot (alpha 100, 100 steps), same as quarot
 //   hqdit        Hadamard + per-layer FP4 format and clipping selection for weights and
 //                activations (per channel / per token)
+//   *_gptq       the same with GPTQ weights (quant/gptq.hpp), QuaRot's fasterquant defaults
 // The default quantizers are round-to-nearest with clip 1.0 (QuaRot's `--w_rtn` setting); pass
 // others to compare. A new recipe is a new stage list: see pipeline.hpp.
 #pragma once
@@ -64,6 +65,38 @@ inline auto dfrot(std::uint64_t seed = 0, quantizer w = w4_per_channel(),
 inline auto hqdit() {
   return make_pipeline(stages::rotate<stages::hadamard_builder>{{false, 0, 0}},
                        stages::quantize<stages::hqdit_fp4, stages::hqdit_fp4>{});
+}
+
+/// The "-GPTQ" rows: the same recipes with GPTQ weights (quant/gptq.hpp; QuaRot's fasterquant
+/// defaults: block 128, percdamp 0.01, no act-order). Pass hessian_x to calibrate() for the
+/// sequential model-level calibration.
+inline auto quarot_gptq(std::uint64_t seed = 0, quantizer w = w4_per_channel(),
+                        quantizer a = a4_per_token(), gptq_options g = {}) {
+  return make_pipeline(stages::rotate<stages::hadamard_builder>{{true, seed, 0}},
+                       stages::quantize<stages::gptq_weights<>>{{{w}, g}, {a}});
+}
+inline auto rtn_gptq(quantizer w = w4_per_channel(), quantizer a = a4_per_token(),
+                     gptq_options g = {}) {
+  return make_pipeline(stages::quantize<stages::gptq_weights<>>{{{w}, g}, {a}});
+}
+inline auto dfrot_gptq(std::uint64_t seed = 0, quantizer w = w4_per_channel(),
+                       quantizer a = a4_per_token(), gptq_options g = {}) {
+  return make_pipeline(stages::rotate<stages::hadamard_builder>{{true, seed, 0}}, stages::refine{},
+                       stages::quantize<stages::gptq_weights<>>{{{w}, g}, {a}});
+}
+inline auto duquant_gptq(std::uint64_t seed = 0, index_t block = 128, gptq_options g = {}) {
+  duquant_options o;
+  o.seed = seed;
+  o.block_size = block;
+  return make_pipeline(stages::rotate<stages::duquant_builder>{{o}},
+                       stages::quantize<stages::gptq_weights<>>{{{quantizer::duquant(4, 0.8f)}, g},
+                                                                {quantizer::duquant(4, 0.9f)}});
+}
+/// HQ-DiT with GPTQ on the FP4 grid HQ-DiT's selection chose for the weight.
+inline auto hqdit_gptq(gptq_options g = {}) {
+  return make_pipeline(
+      stages::rotate<stages::hadamard_builder>{{false, 0, 0}},
+      stages::quantize<stages::gptq_weights<stages::hqdit_fp4>, stages::hqdit_fp4>{{{}, g}, {}});
 }
 
 /// QuaRot's rotation with MXFP4 (E2M1, E8M0 per 32) or NVFP4 (E2M1, UE4M3 per 16) on both sides.

@@ -13,11 +13,14 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
+#include "rotquant/quant/gptq.hpp"
 #include "rotquant/quant/quantizer.hpp"
 #include "rotquant/quant/search.hpp"
 #include "rotquant/transforms/dfrot.hpp"
@@ -40,6 +43,14 @@ struct calibration_state {
   bool quantizers_set = false;
   std::vector<std::string> stage_names;  ///< one per transform-producing stage
   std::vector<std::size_t> stage_ends;   ///< online.num_stages() after each of them
+  /// GPTQ's inputs (pipeline::calibrate's hessian_x) as given and after the stages so far;
+  /// empty: GPTQ uses x.
+  matrix_f hessian_x_input, hessian_x;
+  /// Set by a weight policy that quantizes the weight itself (stages::gptq_weights): the codes
+  /// of w, and the column permutation they need on the input (empty: none).
+  bool has_weight_codes = false;
+  quantized_matrix weight_codes;
+  std::vector<index_t> weight_perm;
 
   calibration_state(matrix_f x_in, matrix_f w_in)
       : x_input(x_in), w_input(w_in), x(std::move(x_in)), w(std::move(w_in)), online(x.cols()) {}
@@ -48,6 +59,7 @@ struct calibration_state {
   void push(const transform& t, std::string name) {
     online.append(t);
     x = t.apply(x);
+    if (hessian_x.size()) hessian_x = t.apply(hessian_x);
     w = t.fold_into_weight(w);
     stage_names.push_back(std::move(name));
     stage_ends.push_back(online.num_stages());
@@ -143,6 +155,7 @@ struct refine {
       st.online = transform(st.x.cols());
       st.x = st.x_input;
       st.w = st.w_input;
+      st.hessian_x = st.hessian_x_input;
       st.stage_names.clear();
       st.stage_ends.clear();
       st.push(r.rotation, name());  // start * R_opt replaces the start
@@ -172,7 +185,32 @@ struct hqdit_fp4 {
   }
 };
 
-/// Terminal stage: resolves the weight and activation quantizers.
+/// GPTQ weights (quant/gptq.hpp) with the quantizer an inner policy resolves (fixed, hqdit_fp4,
+/// ...): the Hessian (fp32, as QuaRot) of the calibration activations after the stages, or of
+/// pipeline::calibrate's hessian_x. Any format the quantizer takes (INT, FP4, FP8, MX, NV).
+template <class Inner = fixed>
+struct gptq_weights {
+  Inner inner;
+  gptq_options options;
+  quantizer resolve(const matrix_f& w) const { return inner.resolve(w); }
+  gptq_result quantize_weight(const matrix_f& w, const matrix_f& x, const quantizer& q) const {
+    hessian_accumulator<float> h(w.cols());
+    h.add(x, options.ex);
+    return gptq(w, h.hessian(), q, options);
+  }
+};
+
+namespace detail {
+template <class P, class = void>
+struct quantizes_weight : std::false_type {};
+template <class P>
+struct quantizes_weight<P, std::void_t<decltype(std::declval<const P&>().quantize_weight(
+                               std::declval<const matrix_f&>(), std::declval<const matrix_f&>(),
+                               std::declval<const quantizer&>()))>> : std::true_type {};
+}  // namespace detail
+
+/// Terminal stage: resolves the weight and activation quantizers (and, for a weight policy with
+/// quantize_weight such as gptq_weights, quantizes the weight).
 template <class WeightPolicy = fixed, class ActivationPolicy = fixed>
 struct quantize {
   WeightPolicy weights;
@@ -182,6 +220,13 @@ struct quantize {
     st.weight_quantizer = weights.resolve(st.w);
     st.activation_quantizer = activations.resolve(st.x);
     st.quantizers_set = true;
+    if constexpr (detail::quantizes_weight<WeightPolicy>::value) {
+      gptq_result r = weights.quantize_weight(st.w, st.hessian_x.size() ? st.hessian_x : st.x,
+                                              st.weight_quantizer);
+      st.weight_codes = std::move(r.weight);
+      st.weight_perm = std::move(r.perm);
+      st.has_weight_codes = true;
+    }
   }
 };
 
