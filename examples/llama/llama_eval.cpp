@@ -41,9 +41,12 @@ double seconds_since(clock_type::time_point t0) {
 class quantized_adapter final : public llama::linear {
  public:
   quantized_adapter(std::shared_ptr<const rotquant::quantized_linear> q,
-                    const rotquant::execution* mode)
-      : q_(std::move(q)), mode_(mode) {}
+                    const rotquant::execution* mode, const bool* weights_only = nullptr)
+      : q_(std::move(q)), mode_(mode), weights_only_(weights_only) {}
   matrix_f forward(const matrix_f& x) const override {
+    // GPTQ's sequential calibration runs the quantized weights with float activations.
+    if (weights_only_ && *weights_only_)
+      return q_->transform_input(x) * q_->weight_dequantized().transpose();
     const bool kernel = *mode_ == rotquant::execution::kernel && q_->has_kernel();
     return q_->forward(x, kernel ? rotquant::execution::kernel : rotquant::execution::fake_quant);
   }
@@ -53,6 +56,7 @@ class quantized_adapter final : public llama::linear {
  private:
   std::shared_ptr<const rotquant::quantized_linear> q_;
   const rotquant::execution* mode_;
+  const bool* weights_only_;
 };
 
 enum class residual { none, hadamard, dfrot };
@@ -62,12 +66,16 @@ struct recipe {
   bool fuse_norms = false;
   residual stream = residual::none;
   std::uint64_t seed = 0;
-  // Calibrates one linear group (layer, group) on its inputs X and stacked weight W.
-  std::function<rotquant::quantized_linear(const matrix_f&, const matrix_f&, int, int)> make;
+  // Calibrates one linear group (layer, group) on its inputs X and stacked weight W; GPTQ
+  // recipes also get the inputs of the partly quantized model (the Hessian's rows).
+  std::function<rotquant::quantized_linear(const matrix_f&, const matrix_f&, int, int,
+                                           const matrix_f&)>
+      make;
+  bool gptq = false;  // weights by GPTQ, calibrated layer by layer (QuaRot's gptq_fwrd)
 };
 
 struct row_result {
-  std::string name, bits;
+  std::string name, bits, weights;
   double ppl_fake = 0, ppl_kernel = 0, calib_s = 0, tps_fake = 0, tps_kernel = 0, weight_mb = 0;
   bool kernels = false;
 };
@@ -96,6 +104,35 @@ std::vector<std::vector<matrix_f>> collect_inputs(llama::model& m,
       out[l][g] = std::move(x);
     }
   return out;
+}
+
+/// The inputs of linear group g of layer l over the sequences, stopping each forward there.
+matrix_f collect_group_input(llama::model& m, const std::vector<std::vector<int>>& seqs, int layer,
+                             int g) {
+  struct stop {};
+  std::vector<matrix_f> parts;
+  m.observe = [&](int l, int gg, const matrix_f& x) {
+    if (l == layer && gg == g) {
+      parts.push_back(x);
+      throw stop{};
+    }
+  };
+  for (const auto& s : seqs) {
+    try {
+      m.forward(s);
+    } catch (const stop&) {
+    }
+  }
+  m.observe = nullptr;
+  index_t rows = 0;
+  for (const auto& p : parts) rows += p.rows();
+  matrix_f x(rows, parts.at(0).cols());
+  index_t r = 0;
+  for (const auto& p : parts) {
+    x.middleRows(r, p.rows()) = p;
+    r += p.rows();
+  }
+  return x;
 }
 
 /// Fuses the RMSNorm weights into the linears that read them (exact in float).
@@ -143,6 +180,7 @@ int main(int argc, char** argv) {
   int seeds = 1, threads = 2;
   std::size_t max_bytes = 16384;
   bool check = false, verbose = false, w_clip = true;
+  int calib_seqs = 16;                 // GPTQ's Hessian rows: sequences of BOS + 255 bytes
   rotquant::dfrot_options dfrot_base;  // --dfrot-alpha / --dfrot-steps for ablations
   std::vector<std::string> only;       // preset name prefixes to run (empty = all)
   for (int i = 1; i < argc; ++i) {
@@ -169,7 +207,12 @@ int main(int argc, char** argv) {
       verbose = true;
     else if (a == "--no-w-clip")
       w_clip = false;
-    else if (a == "--dfrot-alpha")
+    else if (a == "--calib-seqs") {
+      calib_seqs = std::stoi(next());
+      if (calib_seqs < 1 || calib_seqs > 256)
+        throw std::invalid_argument("--calib-seqs: " + std::to_string(calib_seqs) +
+                                    " is not in 1..256");
+    } else if (a == "--dfrot-alpha")
       dfrot_base.alpha = std::stod(next());
     else if (a == "--dfrot-steps")
       dfrot_base.steps = std::stoi(next());
@@ -194,12 +237,17 @@ int main(int argc, char** argv) {
           "                           [--only PRESET[,PRESET...]] [--verbose]\n"
           "                           [--dfrot-alpha A (100)] [--dfrot-steps N (100)]\n"
           "                           [--dfrot-rule released|mistral|magnitude] [--no-w-clip]\n"
+          "                           [--calib-seqs N (16)]\n"
           "  default: 1 seed on the first 16384 bytes; --full: 3 seeds on the whole text;\n"
           "  --check: exit 1 unless every perplexity is finite, fake quant and kernels agree\n"
           "  within 0.2%%, every rotation preset beats round-to-nearest and stays within\n"
           "  0.112 of float32 and, with 3+ seeds, DuQuant and DFRot average <= QuaRot;\n"
           "  --verbose: DFRot's massive/normal error report on stderr;\n"
-          "  --no-w-clip: QuaRot/DFRot weights at clip 1.0 instead of QuaRot's --w_clip search.\n");
+          "  --no-w-clip: QuaRot/DFRot weights at clip 1.0 instead of QuaRot's --w_clip search;\n"
+          "  --calib-seqs: sequences (BOS + 255 bytes) whose rows GPTQ's Hessians collect: the\n"
+          "  two of calib/tokens.npy, then windows spread evenly over the text file (rotations\n"
+          "  and quantizer fits calibrate on the two shipped sequences in every row);\n"
+          "  *-gptq rows: GPTQ weights (block 128, percdamp 0.01), calibrated layer by layer.\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -217,6 +265,23 @@ int main(int argc, char** argv) {
     for (std::size_t s = 0; s + seq <= ids.size(); s += seq)
       calib.emplace_back(ids.begin() + static_cast<std::ptrdiff_t>(s),
                          ids.begin() + static_cast<std::ptrdiff_t>(s + seq));
+    // GPTQ's calibration sequences: the shipped two, then windows spread over the whole file.
+    std::vector<std::vector<int>> gptq_calib(
+        calib.begin(), calib.begin() + std::min<std::ptrdiff_t>(
+                                           static_cast<std::ptrdiff_t>(calib.size()), calib_seqs));
+    {
+      std::ifstream full(text_path, std::ios::binary);
+      const std::string all((std::istreambuf_iterator<char>(full)), {});
+      const int extra = calib_seqs - static_cast<int>(gptq_calib.size());
+      for (int k = 0; k < extra && all.size() > seq; ++k) {
+        const std::size_t off = (all.size() - seq) * static_cast<std::size_t>(k) /
+                                static_cast<std::size_t>(std::max(1, extra));
+        std::vector<int> t = {base.cfg.bos};
+        for (std::size_t i = 0; i + 1 < seq; ++i)
+          t.push_back(static_cast<unsigned char>(all[off + i]));
+        gptq_calib.push_back(std::move(t));
+      }
+    }
     rotquant::thread_pool_executor pool(threads);
     rotquant::set_default_executor(&pool);
 
@@ -224,8 +289,9 @@ int main(int argc, char** argv) {
         "rotquant %s  model %s (hidden %d, layers %d, ffn %d)  text %zu bytes  threads %d\n",
         rotquant::version.string, dir.c_str(), base.cfg.hidden, base.cfg.layers,
         base.cfg.intermediate, text.size(), threads);
-    std::printf("kernel path: %s   calibration: %zu x %zu tokens\n\n",
-                rotquant::to_string(rotquant::active_isa()), calib.size(), seq);
+    std::printf("kernel path: %s   calibration: %zu x %zu tokens (GPTQ: %zu x %zu)\n\n",
+                rotquant::to_string(rotquant::active_isa()), calib.size(), seq, gptq_calib.size(),
+                seq);
 
     // float32 reference
     double float_tps = 0;
@@ -243,56 +309,81 @@ int main(int argc, char** argv) {
     const std::string rot_bits = w_clip ? "W4A4 int wclip" : "W4A4 int";
     std::vector<recipe> recipes;
     auto rotated = [&](const std::string& name, const std::string& bits, residual r,
-                       std::uint64_t seed, rotquant::quantizer wq, rotquant::quantizer aq) {
-      recipe rc{name, bits, true, r, seed, nullptr};
-      rc.make = [=](const matrix_f& x, const matrix_f& w, int layer, int g) {
-        if (g == llama::o || g == llama::down)
-          return rotquant::presets::quarot(seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g),
-                                           wq, aq)
-              .calibrate(x, w);
+                       std::uint64_t seed, rotquant::quantizer wq, rotquant::quantizer aq,
+                       bool gptq = false) {
+      recipe rc{name, bits, true, r, seed, nullptr, gptq};
+      rc.make = [=](const matrix_f& x, const matrix_f& w, int layer, int g, const matrix_f& hx) {
+        const std::uint64_t s = seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g);
+        rotquant::gptq_options go;
+        go.layer = "layer " + std::to_string(layer) + " " + llama::group_name(g);
+        if (g == llama::o || g == llama::down) {
+          if (gptq) return rotquant::presets::quarot_gptq(s, wq, aq, go).calibrate(x, w, hx);
+          return rotquant::presets::quarot(s, wq, aq).calibrate(x, w);
+        }
+        if (gptq) return rotquant::presets::rtn_gptq(wq, aq, go).calibrate(x, w, hx);
         return rotquant::presets::rtn(wq, aq).calibrate(x, w);
       };
       return rc;
     };
     recipes.push_back({"rtn", "W4A4 int", false, residual::none, 0,
-                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                       [](const matrix_f& x, const matrix_f& w, int, int, const matrix_f&) {
                          return rotquant::presets::rtn().calibrate(x, w);
                        }});
     recipes.push_back({"smoothquant", "W4A4 int", false, residual::none, 0,
-                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                       [](const matrix_f& x, const matrix_f& w, int, int, const matrix_f&) {
                          return rotquant::presets::smoothquant().calibrate(x, w);
                        }});
     for (int s = 0; s < seeds; ++s)
       recipes.push_back(rotated("quarot/s" + std::to_string(s), rot_bits, residual::hadamard,
                                 static_cast<std::uint64_t>(s), w4, a4));
+    for (int s = 0; s < seeds; ++s)
+      recipes.push_back(rotated("quarot-gptq/s" + std::to_string(s), rot_bits, residual::hadamard,
+                                static_cast<std::uint64_t>(s), w4, a4, true));
     // DuQuant as released: rotations and permutations from the element-wise mean of the
     // calibration sequences ("rotate_inps"), smoothing from the max over all of their tokens.
     const index_t seq_len = static_cast<index_t>(seq), n_seq = static_cast<index_t>(calib.size());
-    for (int s = 0; s < seeds; ++s) {
-      const auto seed = static_cast<std::uint64_t>(s);
-      recipes.push_back(
-          {"duquant/s" + std::to_string(s), "W4A4 int asym", false, residual::none, seed,
-           [seed, seq_len, n_seq](const matrix_f& x, const matrix_f& w, int layer, int g) {
-             rotquant::duquant_options o;
-             o.seed = seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g);
-             o.act_absmax = x.cwiseAbs().colwise().maxCoeff().transpose().cast<double>();
-             matrix_f mean = matrix_f::Zero(seq_len, x.cols());
-             for (index_t k = 0; k < n_seq; ++k) mean += x.middleRows(k * seq_len, seq_len);
-             mean /= static_cast<float>(n_seq);
-             namespace st = rotquant::stages;
-             const auto p =
-                 rotquant::make_pipeline(st::rotate<st::duquant_builder>{{o}},
-                                         st::quantize<>{{rotquant::quantizer::duquant(4, 0.8f)},
-                                                        {rotquant::quantizer::duquant(4, 0.9f)}});
-             auto q = p.calibrate(mean, w);
-             return q;
-           }});
-    }
+    for (int gptq = 0; gptq < 2; ++gptq)
+      for (int s = 0; s < seeds; ++s) {
+        const auto seed = static_cast<std::uint64_t>(s);
+        recipe rc{std::string(gptq ? "duquant-gptq/s" : "duquant/s") + std::to_string(s),
+                  "W4A4 int asym",
+                  false,
+                  residual::none,
+                  seed,
+                  nullptr,
+                  gptq == 1};
+        rc.make = [seed, seq_len, n_seq, gptq](const matrix_f& x, const matrix_f& w, int layer,
+                                               int g, const matrix_f& hx) {
+          rotquant::duquant_options o;
+          o.seed = seed * 1000 + static_cast<std::uint64_t>(layer * 4 + g);
+          o.act_absmax = x.cwiseAbs().colwise().maxCoeff().transpose().cast<double>();
+          matrix_f mean = matrix_f::Zero(seq_len, x.cols());
+          for (index_t k = 0; k < n_seq; ++k) mean += x.middleRows(k * seq_len, seq_len);
+          mean /= static_cast<float>(n_seq);
+          namespace st = rotquant::stages;
+          const auto wq = rotquant::quantizer::duquant(4, 0.8f);
+          const auto aq = rotquant::quantizer::duquant(4, 0.9f);
+          if (gptq) {
+            rotquant::gptq_options go;
+            go.layer = "layer " + std::to_string(layer) + " " + llama::group_name(g);
+            return rotquant::make_pipeline(st::rotate<st::duquant_builder>{{o}},
+                                           st::quantize<st::gptq_weights<>>{{{wq}, go}, {aq}})
+                .calibrate(mean, w, hx);
+          }
+          return rotquant::make_pipeline(st::rotate<st::duquant_builder>{{o}},
+                                         st::quantize<>{{wq}, {aq}})
+              .calibrate(mean, w);
+        };
+        recipes.push_back(rc);
+      }
     for (int s = 0; s < seeds; ++s)
       recipes.push_back(rotated("dfrot/s" + std::to_string(s), rot_bits, residual::dfrot,
                                 static_cast<std::uint64_t>(s), w4, a4));
+    for (int s = 0; s < seeds; ++s)
+      recipes.push_back(rotated("dfrot-gptq/s" + std::to_string(s), rot_bits, residual::dfrot,
+                                static_cast<std::uint64_t>(s), w4, a4, true));
     recipes.push_back({"hqdit", "W4A4 fp4", true, residual::none, 0,
-                       [](const matrix_f& x, const matrix_f& w, int, int) {
+                       [](const matrix_f& x, const matrix_f& w, int, int, const matrix_f&) {
                          return rotquant::presets::hqdit().calibrate(x, w);
                        }});
     recipes.push_back(rotated("quarot-mxfp4", "W4A4 mxfp4", residual::hadamard, 0,
@@ -308,6 +399,7 @@ int main(int argc, char** argv) {
       row_result res;
       res.name = rc.name;
       res.bits = rc.bits;
+      res.weights = rc.gptq ? "gptq" : "rtn";
       const auto t0 = clock_type::now();
       llama::weights w = base;
       if (rc.fuse_norms) fuse_norms(w);
@@ -344,15 +436,36 @@ int main(int argc, char** argv) {
       const int groups = w.cfg.layers * 4;
       std::vector<std::shared_ptr<const rotquant::quantized_linear>> quantized(
           static_cast<std::size_t>(groups));
-      rotquant::parallel_for(0, groups, 1, [&](index_t lo, index_t hi) {
-        for (index_t i = lo; i < hi; ++i) {
-          const int l = static_cast<int>(i / 4), g = static_cast<int>(i % 4);
-          const matrix_f wg = llama::model::group_weight(w.layers[static_cast<std::size_t>(l)], g);
-          quantized[static_cast<std::size_t>(i)] =
-              std::make_shared<const rotquant::quantized_linear>(rc.make(
-                  inputs[static_cast<std::size_t>(l)][static_cast<std::size_t>(g)], wg, l, g));
-        }
-      });
+      bool weights_only = false;
+      if (rc.gptq) {
+        // QuaRot's gptq_fwrd: layer by layer, [q,k,v] -> [o] -> [gate,up] -> [down], each
+        // group's Hessian from its inputs in the model quantized so far (weights only).
+        weights_only = true;
+        for (int l = 0; l < w.cfg.layers; ++l)
+          for (int g = 0; g < 4; ++g) {
+            const matrix_f hx = collect_group_input(m, gptq_calib, l, g);
+            const matrix_f wg =
+                llama::model::group_weight(w.layers[static_cast<std::size_t>(l)], g);
+            auto q = std::make_shared<const rotquant::quantized_linear>(rc.make(
+                inputs[static_cast<std::size_t>(l)][static_cast<std::size_t>(g)], wg, l, g, hx));
+            quantized[static_cast<std::size_t>(l * 4 + g)] = q;
+            m.blocks[static_cast<std::size_t>(l)].lin[static_cast<std::size_t>(g)] =
+                std::make_shared<quantized_adapter>(q, &mode, &weights_only);
+          }
+        weights_only = false;
+      } else {
+        rotquant::parallel_for(0, groups, 1, [&](index_t lo, index_t hi) {
+          for (index_t i = lo; i < hi; ++i) {
+            const int l = static_cast<int>(i / 4), g = static_cast<int>(i % 4);
+            const matrix_f wg =
+                llama::model::group_weight(w.layers[static_cast<std::size_t>(l)], g);
+            quantized[static_cast<std::size_t>(i)] =
+                std::make_shared<const rotquant::quantized_linear>(
+                    rc.make(inputs[static_cast<std::size_t>(l)][static_cast<std::size_t>(g)], wg, l,
+                            g, matrix_f()));
+          }
+        });
+      }
       for (int l = 0; l < w.cfg.layers; ++l)
         for (int g = 0; g < 4; ++g) {
           const auto& q = quantized[static_cast<std::size_t>(l * 4 + g)];
@@ -364,7 +477,7 @@ int main(int argc, char** argv) {
                                         q->weight_codes().scales.size() * 4 +
                                         q->weight_codes().zero_points.size() * 4);
           m.blocks[static_cast<std::size_t>(l)].lin[static_cast<std::size_t>(g)] =
-              std::make_shared<quantized_adapter>(q, &mode);
+              std::make_shared<quantized_adapter>(q, &mode, &weights_only);
         }
       res.calib_s = seconds_since(t0);
       res.weight_mb = bytes / 1e6;
@@ -378,17 +491,18 @@ int main(int argc, char** argv) {
       rows.push_back(res);
     }
 
-    std::printf("%-14s %-14s %9s %9s %8s %8s %10s %10s %10s\n", "preset", "bits", "ppl",
+    std::printf("%-16s %-14s %-5s %9s %9s %8s %8s %10s %10s %10s\n", "preset", "bits", "w", "ppl",
                 "ppl(kern)", "delta", "calib s", "tok/s fq", "tok/s kern", "weights MB");
-    std::printf("%-14s %-14s %9s %9s %8s %8s %10s %10s %10s\n", "float32", "W32A32",
+    std::printf("%-16s %-14s %-5s %9s %9s %8s %8s %10s %10s %10s\n", "float32", "W32A32", "-",
                 fmt(float_ppl, 4).c_str(), "-", "-", "-", fmt(float_tps, 0).c_str(), "-",
                 fmt(linear_params * 4 / 1e6, 2).c_str());
     std::map<std::string, std::vector<double>> by_method;
     for (const auto& r : rows) {
       const double best = r.kernels ? r.ppl_kernel : r.ppl_fake;
-      std::printf("%-14s %-14s %9s %9s %+8.4f %8s %10s %10s %10s\n", r.name.c_str(), r.bits.c_str(),
-                  fmt(r.ppl_fake, 4).c_str(), r.kernels ? fmt(r.ppl_kernel, 4).c_str() : "-",
-                  best - float_ppl, fmt(r.calib_s, 2).c_str(), fmt(r.tps_fake, 0).c_str(),
+      std::printf("%-16s %-14s %-5s %9s %9s %+8.4f %8s %10s %10s %10s\n", r.name.c_str(),
+                  r.bits.c_str(), r.weights.c_str(), fmt(r.ppl_fake, 4).c_str(),
+                  r.kernels ? fmt(r.ppl_kernel, 4).c_str() : "-", best - float_ppl,
+                  fmt(r.calib_s, 2).c_str(), fmt(r.tps_fake, 0).c_str(),
                   r.kernels ? fmt(r.tps_kernel, 0).c_str() : "-", fmt(r.weight_mb, 2).c_str());
       const auto slash = r.name.find('/');
       if (slash != std::string::npos) by_method[r.name.substr(0, slash)].push_back(r.ppl_fake);
@@ -437,6 +551,14 @@ int main(int argc, char** argv) {
           if (!by_method[m].empty() && mean_of(m) > mean_of("quarot"))
             failures.push_back(std::string(m) + ": mean " + fmt(mean_of(m), 4) +
                                " above quarot's " + fmt(mean_of("quarot"), 4));
+      // With three or more seeds: GPTQ weights at or below the same recipe with RTN weights.
+      if (seeds >= 3)
+        for (const char* m : {"quarot", "dfrot"}) {
+          const std::string gm = std::string(m) + "-gptq";
+          if (!by_method[gm].empty() && !by_method[m].empty() && mean_of(gm) > mean_of(m))
+            failures.push_back(gm + ": mean " + fmt(mean_of(gm), 4) + " above " + m + "'s " +
+                               fmt(mean_of(m), 4));
+        }
       if (rows.empty()) failures.push_back("no preset ran");
       for (const auto& f : failures) std::fprintf(stderr, "check failed: %s\n", f.c_str());
       if (!failures.empty()) return 1;
