@@ -114,8 +114,12 @@ class hessian_accumulator {
 
   /// The symmetric Hessian [cols, cols] (all zero before the first row).
   matrix<Scalar> hessian() const {
-    matrix<Scalar> h = lower_.template triangularView<Eigen::Lower>();
-    h.template triangularView<Eigen::StrictlyUpper>() = lower_.transpose();
+    matrix<Scalar> h = lower_;
+    const index_t t = 64;  // mirror the lower triangle by tiles (no transposed copy)
+    for (index_t i0 = 0; i0 < cols_; i0 += t)
+      for (index_t j0 = 0; j0 <= i0; j0 += t)
+        for (index_t i = i0; i < std::min(cols_, i0 + t); ++i)
+          for (index_t j = j0; j < std::min(i, j0 + t); ++j) h(j, i) = h(i, j);
     return h;
   }
 
@@ -192,6 +196,19 @@ bool gptq_inverse_factor(const matrix<Scalar>& H, matrix_f& U) {
   return U.allFinite();
 }
 
+/// max |H - H^T| by 64 x 64 tiles (no transposed copy).
+template <class Scalar>
+double max_asymmetry(const matrix<Scalar>& H) {
+  const index_t n = H.rows(), t = 64;
+  double m = 0;
+  for (index_t i0 = 0; i0 < n; i0 += t)
+    for (index_t j0 = 0; j0 <= i0; j0 += t)
+      for (index_t i = i0; i < std::min(n, i0 + t); ++i)
+        for (index_t j = j0; j < std::min(i, j0 + t); ++j)
+          m = std::max(m, std::fabs(static_cast<double>(H(i, j)) - static_cast<double>(H(j, i))));
+  return m;
+}
+
 /// True if H + shift I has a Cholesky factor.
 template <class Scalar>
 bool gptq_positive_definite(const matrix<Scalar>& H, double shift) {
@@ -231,7 +248,7 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
   check_finite(H, (who + ": H").c_str());
   {
     const double scale = std::max(1e-30, static_cast<double>(H.cwiseAbs().maxCoeff()));
-    const double asym = static_cast<double>((H - H.transpose()).cwiseAbs().maxCoeff());
+    const double asym = detail::max_asymmetry(H);
     ROTQUANT_CHECK(asym <= 1e-5 * scale, who << ": H is not symmetric (max |H - H^T| = " << asym
                                              << " for max |H| = " << scale << ")");
   }
@@ -344,6 +361,8 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
       put_params(k, fixed_params[static_cast<std::size_t>(k)]);
 
   const int qmin = detail::int_qmin(q), qmax = detail::int_qmax(q);
+  const float fqmin = static_cast<float>(qmin), fqmax = static_cast<float>(qmax);
+  const bool integer = q.format == element_format::integer;
   const bool nibbles = q.packs_nibbles();
   const index_t B = std::min(o.block_size, C);
   // Lazy updates on two levels: after a block, the rest of its super-block; after a
@@ -397,8 +416,19 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
                     put_params(r * gpr + col / g, p);
                   }
                   const float x = w1[static_cast<std::size_t>(i)];
-                  const std::uint8_t stored = detail::encode_element(q, x, p, qmin, qmax);
-                  const float v = detail::decode_element(q, detail::stored_to_code(q, stored), p);
+                  std::uint8_t stored;
+                  float v;
+                  if (integer) {
+                    // encode_element / decode_element for INT, without the format switch.
+                    const float code = std::min(
+                        fqmax,
+                        std::max(fqmin, std::rint(x / p.scale) + static_cast<float>(p.zero)));
+                    stored = static_cast<std::uint8_t>(static_cast<int>(code) & 0xFF);
+                    v = (code - static_cast<float>(p.zero)) * p.scale;
+                  } else {
+                    stored = detail::encode_element(q, x, p, qmin, qmax);
+                    v = detail::decode_element(q, detail::stored_to_code(q, stored), p);
+                  }
                   const index_t dst = permuted_groups ? col : src;
                   if (nibbles) {
                     set_nibble(code_row, dst, stored);

@@ -725,16 +725,16 @@ inline void vbits(To& to, const From& from) {
 /// search objective, in fp32 only: log2 of the mantissa m in [sqrt(1/2), sqrt(2)) by
 /// 2 atanh((m - 1) / (m + 1)); p log2 d = p_hi e + (p_lo e + p log2 m) with p_hi (12 bits) e
 /// exact, so the integer part k is exact; 2^f by a degree-7 polynomial; relative error below
-/// 1e-6. 0 where d^p is below 2^-126 (d = 0 included). Written on 8-lane vector types with
+/// 1e-6. 0 where d^p is below 2^-126 (d = 0 included). Written on 16-lane vector types with
 /// bitwise selects, so that every ISA gives the same bits as one lane done by hand.
 inline void search_pow_tile(const float* d, float* out, double p) {
-  using vf = float __attribute__((vector_size(32)));
-  using vu = std::uint32_t __attribute__((vector_size(32)));
-  using vi = std::int32_t __attribute__((vector_size(32)));
+  using vf = float __attribute__((vector_size(64)));
+  using vu = std::uint32_t __attribute__((vector_size(64)));
+  using vi = std::int32_t __attribute__((vector_size(64)));
   const float pf = static_cast<float>(p);
   const float p_hi = static_cast<float>(std::ldexp(std::nearbyint(std::ldexp(p, 6)), -6));
   const float p_lo = static_cast<float>(p - static_cast<double>(p_hi));
-  for (int t0 = 0; t0 < 64; t0 += 8) {
+  for (int t0 = 0; t0 < 64; t0 += 16) {
     vu b;
     std::memcpy(&b, d + t0, sizeof b);
     vi e0;
