@@ -149,9 +149,11 @@ struct gptq_result {
   std::vector<index_t> perm;  ///< empty: identity (see weight)
   matrix_f dequantized;       ///< the quantized weight's values [rows, C], input column order
   vector_d column_loss;       ///< sum over rows of (w - q)^2 / (2 U_ii^2), input column order
-  double loss = 0;            ///< sum of column_loss: 1/2 sum_r dW_r (H + damp I) dW_r^T
-  double damp = 0;            ///< the value added to the diagonal
-  index_t dead_columns = 0;   ///< columns with diag(H) == 0 (weights cleared)
+  /// sum of column_loss: 1/2 sum_r dW_r (H' + damp I) dW_r^T, with dW = W' - dequantized where
+  /// W' and H' are W and H with dead columns cleared (W'[:, d] = 0, H'[d, d] = 1).
+  double loss = 0;
+  double damp = 0;           ///< the value added to the diagonal
+  index_t dead_columns = 0;  ///< columns with diag(H) == 0 (weights cleared)
 };
 
 namespace detail {
@@ -326,11 +328,14 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
       const double mid = 0.5 * (lo + hi);
       (detail::gptq_positive_definite(h, mid) ? hi : lo) = mid;
     }
+    ROTQUANT_CHECK(mean_diag > 0,
+                   who << ": the Hessian is not positive definite (its mean diagonal is "
+                       << mean_diag << " <= 0, so no percdamp can help: a damp of about " << hi
+                       << " would be needed); a GPTQ Hessian is 2/n X^T X");
     ROTQUANT_CHECK(false, who << ": the Hessian is not positive definite after damping by "
                               << res.damp << " (percdamp " << o.percdamp << " x mean diagonal "
                               << mean_diag << "); a damp of about " << hi << " (percdamp "
-                              << (mean_diag > 0 ? hi / mean_diag : hi)
-                              << ") would be needed, or more calibration rows");
+                              << hi / mean_diag << ") would be needed, or more calibration rows");
   }
 
   const bool permuted_groups = o.act_order && grouped && !o.static_groups;
