@@ -149,3 +149,81 @@ TEST(Pipeline, KernelPathMatchesFakeQuant) {
 }
 
 }  // namespace
+
+// GPTQ weights through the pipeline (stages::gptq_weights, presets::*_gptq).
+namespace gptq_cases {
+
+// Correlated activations (x = z a): the Hessian is far from diagonal, where GPTQ gains most.
+matrix_f correlated(index_t t, index_t c, std::uint64_t seed) {
+  const matrix_f z = rotquant::random_normal_matrix<float>(t, c, seed);
+  const matrix_f a =
+      rotquant::random_normal_matrix<float>(c, c, seed + 1) * 0.3f + matrix_f::Identity(c, c);
+  return z * a;
+}
+
+// The weight-only output error of a layer: || X W^T - (X M) Wq^T ||^2.
+double weight_error(const rotquant::quantized_linear& l, const matrix_f& x, const matrix_f& w) {
+  const matrix_f y = l.transform_input(x) * l.weight_dequantized().transpose();
+  return static_cast<double>((x * w.transpose() - y).squaredNorm());
+}
+
+TEST(PipelineGptq, PresetsQuantizeWeightsBelowTheirRtnForms) {
+  const matrix_f x = correlated(512, 64, 3), w = weights(48, 64, 4);
+  namespace p = rotquant::presets;
+  const struct {
+    const char* name;
+    rotquant::quantized_linear rtn, gptq;
+  } cases[] = {
+      {"rtn", p::rtn().calibrate(x, w), p::rtn_gptq().calibrate(x, w)},
+      {"quarot", p::quarot(1).calibrate(x, w), p::quarot_gptq(1).calibrate(x, w)},
+      {"dfrot", p::dfrot(1).calibrate(x, w), p::dfrot_gptq(1).calibrate(x, w)},
+      {"duquant", p::duquant(1, 32).calibrate(x, w), p::duquant_gptq(1, 32).calibrate(x, w)},
+      {"hqdit", p::hqdit().calibrate(x, w), p::hqdit_gptq().calibrate(x, w)},
+  };
+  for (const auto& c : cases) {
+    // Same transform and quantizer, only the weight rounding differs.
+    EXPECT_EQ(c.gptq.online().num_stages(), c.rtn.online().num_stages()) << c.name;
+    EXPECT_EQ(c.gptq.weight_quantizer().name(), c.rtn.weight_quantizer().name()) << c.name;
+    EXPECT_EQ(c.gptq.has_kernel(), c.rtn.has_kernel()) << c.name;
+    EXPECT_LT(weight_error(c.gptq, x, w), 0.8 * weight_error(c.rtn, x, w)) << c.name;
+    if (c.gptq.has_kernel()) {
+      const matrix_f fq = c.gptq.forward(x, rotquant::execution::fake_quant);
+      const matrix_f k = c.gptq.forward(x, rotquant::execution::kernel);
+      EXPECT_LE((k - fq).cwiseAbs().maxCoeff(), 1e-4f * fq.cwiseAbs().maxCoeff()) << c.name;
+    }
+  }
+}
+
+TEST(PipelineGptq, HessianRowsGivenApartAreTransformedLikeX) {
+  // calibrate(x, w, hx): GPTQ's Hessian from hx after the online transform. With hx = x the
+  // result equals calibrate(x, w); with other rows it differs and fits those rows better.
+  const matrix_f x = correlated(256, 64, 5), w = weights(32, 64, 6);
+  const matrix_f hx = correlated(512, 64, 7);
+  const auto p = rotquant::presets::quarot_gptq(2);
+  const auto a = p.calibrate(x, w), b = p.calibrate(x, w, x), c = p.calibrate(x, w, hx);
+  EXPECT_EQ(a.weight_dequantized(), b.weight_dequantized());
+  EXPECT_NE(a.weight_dequantized(), c.weight_dequantized());
+  EXPECT_LT(weight_error(c, hx, w), weight_error(a, hx, w));
+  EXPECT_ROTQUANT_ERROR(p.calibrate(x, w, matrix_f::Ones(8, 63)), "hessian_x has 63 features");
+}
+
+TEST(PipelineGptq, ActOrderWithGroupsAddsThePermutationToTheOnlineTransform) {
+  namespace st = rotquant::stages;
+  const matrix_f x = correlated(512, 64, 8), w = weights(32, 64, 9);
+  rotquant::gptq_options o;
+  o.act_order = true;
+  const auto wq = rotquant::quantizer::gptq_weight(4, true, false, 16);
+  const auto layer = rotquant::make_pipeline(st::rotate<st::hadamard_builder>{{true, 3, 0}},
+                                             st::quantize<st::gptq_weights<>>{
+                                                 {{wq}, o}, {rotquant::presets::a4_per_token()}})
+                         .calibrate(x, w);
+  // signs + Hadamard + the act-order permutation; the folded weight still computes X W^T.
+  ASSERT_EQ(layer.online().num_stages(), 3u);
+  EXPECT_LT(weight_error(layer, x, w),
+            0.8 * weight_error(rotquant::presets::quarot(3, wq).calibrate(x, w), x, w));
+  ASSERT_TRUE(layer.has_kernel());
+  const matrix_f fq = layer.forward(x, rotquant::execution::fake_quant);
+  EXPECT_LE((layer.forward(x) - fq).cwiseAbs().maxCoeff(), 1e-4f * fq.cwiseAbs().maxCoeff());
+}
+
+}  // namespace gptq_cases
