@@ -26,11 +26,43 @@ rotquant::quantized_linear calibrate_preset(const std::string& p, std::uint64_t 
   throw rotquant::error("unknown preset '" + p + "' (expected " + preset_list() + ")");
 }
 
+// The same recipes with GPTQ weights: the presets' *_gptq forms; smoothquant and the
+// quarot-mxfp4 / quarot-nvfp4 variants (no *_gptq preset) as their stages with
+// stages::gptq_weights on the same weight quantizer. GPTQ's Hessian is taken on the calibration
+// activations after the transform (gptq_options defaults: block 128, percdamp 0.01).
+rotquant::quantized_linear calibrate_preset_gptq(const std::string& p, std::uint64_t seed,
+                                                 const matrix_f& x, const matrix_f& w) {
+  namespace pr = rotquant::presets;
+  namespace st = rotquant::stages;
+  using rotquant::quantizer;
+  if (p == "rtn") return pr::rtn_gptq().calibrate(x, w);
+  if (p == "smoothquant")
+    return rotquant::make_pipeline(
+               st::smooth{0.5},
+               st::quantize<st::gptq_weights<>>{{{pr::w4_per_channel()}, {}}, {pr::a4_per_token()}})
+        .calibrate(x, w);
+  if (p == "quarot") return pr::quarot_gptq(seed).calibrate(x, w);
+  if (p == "duquant") return pr::duquant_gptq(seed, duquant_block(x.cols())).calibrate(x, w);
+  if (p == "dfrot") return pr::dfrot_gptq(seed).calibrate(x, w);
+  if (p == "hqdit") return pr::hqdit_gptq().calibrate(x, w);
+  if (p == "quarot-mxfp4")
+    return pr::quarot_gptq(seed, quantizer::mxfp4(), quantizer::mxfp4()).calibrate(x, w);
+  if (p == "quarot-nvfp4")
+    return pr::quarot_gptq(seed, quantizer::nvfp4(), quantizer::nvfp4()).calibrate(x, w);
+  if (!is_preset(p))
+    throw rotquant::error("unknown preset '" + p + "' (expected " + preset_list() + ")");
+  // A preset added to preset_names() without a GPTQ form above.
+  throw rotquant::error("preset '" + p +
+                        "' has no GPTQ form (--weights gptq accepts the presets rtn, "
+                        "smoothquant, quarot, duquant, dfrot, hqdit, quarot-mxfp4, quarot-nvfp4)");
+}
+
 }  // namespace
 
 calibrated_layer calibrate_layer(const std::string& preset, std::uint64_t seed, const matrix_f& x,
                                  const matrix_f& w, const calibrate_options& options) {
-  const rotquant::quantized_linear q = calibrate_preset(preset, seed, x, w);
+  const rotquant::quantized_linear q = options.gptq ? calibrate_preset_gptq(preset, seed, x, w)
+                                                    : calibrate_preset(preset, seed, x, w);
   calibrated_layer out;
   out.online = q.online();
   out.weight_quantizer = q.weight_quantizer().name();

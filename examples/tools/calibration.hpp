@@ -44,8 +44,26 @@ struct calibrated_layer {
   std::vector<double> token_mse;   ///< output MSE per token vs X W^T (when asked for)
 };
 
+/// How calibrate_layer quantizes the (transformed) weight: round to nearest, or GPTQ
+/// (quant/gptq.hpp) with the Hessian of the layer's calibration activations after the preset's
+/// transform (QuaRot's fasterquant defaults: block 128, percdamp 0.01, no act-order).
+inline const std::vector<std::string>& weight_methods() {
+  static const std::vector<std::string> names = {"rtn", "gptq"};
+  return names;
+}
+
+/// "rtn|gptq": the accepted weight methods, for messages and --help.
+inline std::string weight_method_list() {
+  std::string s;
+  for (const auto& n : weight_methods()) s += (s.empty() ? "" : "|") + n;
+  return s;
+}
+
 /// What calibrate_layer computes besides the calibration itself.
 struct calibrate_options {
+  /// GPTQ weights (weight_methods(): "gptq"), on the same quantizer as the preset's
+  /// round-to-nearest form; false: round to nearest ("rtn").
+  bool gptq = false;
   bool report = true;            ///< fill calibrated_layer::report (on the calibration X)
   bool token_errors = false;     ///< fill calibrated_layer::token_mse
   double massive_factor = 20.0;  ///< massive token: max |x| above this times the median token's
@@ -53,7 +71,10 @@ struct calibrate_options {
 
 /// Calibrates preset `preset` (layers.hpp: preset_names()) on X [T, C] and W [out, C]; seed
 /// drives the randomized rotations (quarot, duquant, dfrot, quarot-mxfp4/nvfp4). DuQuant uses
-/// duquant_block(C). Throws rotquant::error for bad shapes, non-finite values, unknown presets.
+/// duquant_block(C). options.gptq: the preset's GPTQ form (presets::*_gptq, or the preset's
+/// stages with stages::gptq_weights where rotquant has no *_gptq preset: smoothquant,
+/// quarot-mxfp4, quarot-nvfp4). Throws rotquant::error for bad shapes, non-finite values,
+/// unknown presets, a Hessian that is not positive definite after damping.
 calibrated_layer calibrate_layer(const std::string& preset, std::uint64_t seed, const matrix_f& x,
                                  const matrix_f& w, const calibrate_options& options = {});
 

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// rotquant-calibrate: calibrates a rotquant preset on every layer of a calibration file and
-// writes what an engine loads: the online transforms (PREFIX.transforms.safetensors, read back
-// with rotquant::io::load_transforms) and the quantized weights (PREFIX.weights.safetensors),
-// then prints each layer's error report (quantized_linear::report on the calibration data).
+// rotquant-calibrate: calibrates a rotquant preset on every layer of a calibration file (weights
+// by round to nearest, or by GPTQ with --weights gptq) and writes what an engine loads: the online
+// transforms (PREFIX.transforms.safetensors, read back with rotquant::io::load_transforms) and the
+// quantized weights (PREFIX.weights.safetensors), then prints each layer's error report
+// (quantized_linear::report on the calibration data).
 //
 // Weights file, per layer L (metadata "L.storage" says which form was written):
 //   storage = packed (the layer has a packed kernel): L.codes U8 [out, row_bytes] (quantize()'s
@@ -46,19 +47,23 @@ void print_usage() {
       "\n"
       "options:\n"
       "  --preset P    %s (default quarot)\n"
+      "  --weights M   %s: weights by round to nearest, or by GPTQ on the Hessian of the\n"
+      "                layer's calibration activations after the preset's transform (block 128,\n"
+      "                percdamp 0.01), on the preset's weight quantizer (default rtn)\n"
       "  --seed N      seed of the randomized rotations (default 0)\n"
-      "  --out PREFIX  output prefix (default: INPUT without .safetensors, then .PRESET)\n"
+      "  --out PREFIX  output prefix (default: INPUT without .safetensors, then .PRESET, then\n"
+      "                -gptq with --weights gptq)\n"
       "  --threads N   layers calibrated at once (default: hardware threads)\n"
       "  --x, --w      one layer from .npy files instead of INPUT; --name names it (default "
       "linear)\n"
       "  --quiet       no report, only the written files\n"
       "  -h, --help    this text\n"
       "exit status: 0 done, 1 bad input (the message names the problem), 2 usage error\n",
-      rqtool::preset_list().c_str());
+      rqtool::preset_list().c_str(), rqtool::weight_method_list().c_str());
 }
 
 struct options {
-  std::string input, x_npy, w_npy, name = "linear", preset = "quarot", out;
+  std::string input, x_npy, w_npy, name = "linear", preset = "quarot", weights = "rtn", out;
   std::uint64_t seed = 0;
   int threads = 0;
   bool quiet = false;
@@ -128,15 +133,16 @@ void add_weights(rotquant::io::safetensors_file& f, const std::string& name,
     f.add(name + ".scale_codes", u8_tensor(c.scale_codes, scale_rows, scale_cols));
 }
 
-void print_report(const rqtool::layer_data& l, const rqtool::calibrated_layer& q, double seconds) {
+void print_report(const rqtool::layer_data& l, const rqtool::calibrated_layer& q,
+                  const std::string& weights, double seconds) {
   const rotquant::linear_report& r = q.report;
   using rqtool::format;
   using rqtool::pad;
   std::printf("layer %s  x [%lld, %lld]  W [%lld, %lld]  calibrated in %.2f s\n", l.name.c_str(),
               static_cast<long long>(l.x.rows()), static_cast<long long>(l.x.cols()),
               static_cast<long long>(l.w.rows()), static_cast<long long>(l.w.cols()), seconds);
-  std::printf("  weights %s, activations %s, %s\n", q.weight_quantizer.c_str(),
-              q.activation_quantizer.c_str(),
+  std::printf("  weights %s by %s, activations %s, %s\n", q.weight_quantizer.c_str(),
+              weights == "gptq" ? "GPTQ" : "round to nearest", q.activation_quantizer.c_str(),
               q.has_kernel ? ("packed kernel " + q.packed_format).c_str()
                            : "fake quantization (no kernel)");
   std::printf("  output   SQNR %.2f dB   MSE %.4g   max |err| %.4g\n", r.output_sqnr_db,
@@ -191,6 +197,12 @@ int run(const std::vector<std::string>& args) {
         throw rqtool::usage_error("unknown preset '" + v + "' (expected " + rqtool::preset_list() +
                                   ")");
       o.preset = v;
+    } else if (a.option("--weights", v)) {
+      const auto& m = rqtool::weight_methods();
+      if (std::find(m.begin(), m.end(), v) == m.end())
+        throw rqtool::usage_error("unknown --weights '" + v + "' (expected " +
+                                  rqtool::weight_method_list() + ")");
+      o.weights = v;
     } else if (a.option("--seed", v)) {
       o.seed = rqtool::parse_count("--seed", v);
     } else if (a.option("--threads", v)) {
@@ -215,8 +227,10 @@ int run(const std::vector<std::string>& args) {
     throw rqtool::usage_error("--x and --w go together");
   if (npy && !o.input.empty()) throw rqtool::usage_error("give INPUT or --x/--w, not both");
   if (!npy && o.input.empty()) throw rqtool::usage_error("no INPUT file given");
+  const bool gptq = o.weights == "gptq";
   if (o.out.empty())
-    o.out = strip_suffix(npy ? o.w_npy : o.input, npy ? ".npy" : ".safetensors") + "." + o.preset;
+    o.out = strip_suffix(npy ? o.w_npy : o.input, npy ? ".npy" : ".safetensors") + "." + o.preset +
+            (gptq ? "-gptq" : "");
 
   std::vector<rqtool::layer_data> layers;
   if (npy)
@@ -228,9 +242,10 @@ int run(const std::vector<std::string>& args) {
   int threads = o.threads;
   if (threads == 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(threads), n));
-  std::printf("%s %s: preset %s, seed %llu, %zu layer%s, %d thread%s\n", kTool,
-              rotquant::version.string, o.preset.c_str(), static_cast<unsigned long long>(o.seed),
-              n, n == 1 ? "" : "s", threads, threads == 1 ? "" : "s");
+  std::printf("%s %s: preset %s, weights %s, seed %llu, %zu layer%s, %d thread%s\n", kTool,
+              rotquant::version.string, o.preset.c_str(), o.weights.c_str(),
+              static_cast<unsigned long long>(o.seed), n, n == 1 ? "" : "s", threads,
+              threads == 1 ? "" : "s");
   std::fflush(stdout);
 
   // Layers calibrate independently: spread them over the pool (parallelism inside a
@@ -249,6 +264,7 @@ int run(const std::vector<std::string>& args) {
         try {
           rqtool::calibrate_options co;
           co.report = !o.quiet;
+          co.gptq = gptq;
           quantized[k] = rqtool::calibrate_layer(o.preset, o.seed, l.x, l.w, co);
         } catch (const rotquant::error& e) {
           throw rotquant::error("layer '" + l.name + "': " + e.what());
@@ -279,6 +295,7 @@ int run(const std::vector<std::string>& args) {
   auto& meta = bundle.metadata;
   meta["tool"] = std::string(kTool) + " " + rotquant::version.string;
   meta["preset"] = o.preset;
+  meta["weights"] = o.weights;
   meta["seed"] = std::to_string(o.seed);
   meta["weight_quantizer"] = common_value(wq);
   meta["activation_quantizer"] = common_value(aq);
@@ -302,6 +319,7 @@ int run(const std::vector<std::string>& args) {
   rotquant::io::safetensors_file wf;
   wf.metadata["tool"] = meta["tool"];
   wf.metadata["preset"] = o.preset;
+  wf.metadata["weights"] = o.weights;
   wf.metadata["seed"] = meta["seed"];
   wf.metadata["layers"] = names;
   for (std::size_t k = 0; k < n; ++k) add_weights(wf, layers[k].name, quantized[k], layers[k]);
@@ -310,7 +328,8 @@ int run(const std::vector<std::string>& args) {
 
   if (!o.quiet) {
     std::printf("\n");
-    for (std::size_t k = 0; k < n; ++k) print_report(layers[k], quantized[k], seconds[k]);
+    for (std::size_t k = 0; k < n; ++k)
+      print_report(layers[k], quantized[k], o.weights, seconds[k]);
     print_summary(layers, quantized);
   }
   std::printf("wrote %s (%zu transform%s)\n", transforms_path.c_str(), n, n == 1 ? "" : "s");
