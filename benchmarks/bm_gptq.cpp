@@ -18,15 +18,17 @@
 //                            (detail::gptq_inverse_factor: one Cholesky, one triangular inverse)
 //                            the rest of BM_gptq_quantize is the blocked column loop
 //   BM_gptq_straightforward  the peer, end to end on one thread: H = 2/T X^T X (Eigen GEMM),
+//                            QuaRot's --w_clip search in Eigen arrays (80 candidates, |.|^2.4),
 //                            Eigen LLT, H^-1 = llt.solve(I), U = LLT(H^-1).matrixU(), then per
 //                            column the RTN code with the per-row scales and a rank-1 update of
 //                            every remaining column (no blocking). Before timing, a one-off
 //                            check: its output error ||X (W - Q)^T||^2 must be within 1% of
-//                            rotquant's (else the row is an error). Counters: hessian_s, factor_s,
-//                            loop_s (its own parts, seconds), err_rel_diff (the check's relative
-//                            difference), x_straightforward = its time / BM_gptq_layer's time at
-//                            the same n on one thread (above 1: rotquant is faster); present only
-//                            when that row ran earlier in the same process (not filtered out).
+//                            rotquant's (else the row is an error). Counters: hessian_s, search_s,
+//                            factor_s, loop_s (its own parts, seconds), err_rel_diff (the check's
+//                            relative difference), x_straightforward = its time / BM_gptq_layer's
+//                            time at the same n on one thread (above 1: rotquant is faster);
+//                            present only when that row ran earlier in the same process (not
+//                            filtered out).
 // Run e.g. build/release/benchmarks/bm_gptq --benchmark_repetitions=1
 #include <benchmark/benchmark.h>
 
@@ -36,6 +38,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -122,7 +125,7 @@ std::map<index_t, double>& layer_seconds() {
 // ------------------------------------------------------------------ the straightforward peer
 
 struct peer_times {
-  double hessian_s = 0, factor_s = 0, loop_s = 0;
+  double hessian_s = 0, search_s = 0, factor_s = 0, loop_s = 0;
 };
 
 // GPTQ column by column (fasterquant without the lazy block updates), float, Eigen's default
@@ -137,8 +140,27 @@ matrix_f straightforward_gptq(const matrix_f& W, const matrix_f& X, const rotqua
 
   t0 = clock_type::now();
   Eigen::MatrixXf w = W;
-  // Per-row scales as GPTQ's find_params(W) ahead of the loop: the --w_clip search on W.
-  const std::vector<float> scales = rotquant::quantize(q, W).scales;
+  // Per-row scales as GPTQ's find_params(W) ahead of the loop: QuaRot's --w_clip search written
+  // with Eigen arrays (candidates p = 1 - i / 100, i < 80; error sum |Q(w) - w|^2.4 per row; a
+  // candidate kept where strictly better).
+  (void)q;
+  const Eigen::ArrayXXf wa = W.array();
+  const Eigen::ArrayXf xm =
+      wa.cwiseAbs().rowwise().maxCoeff().cwiseMax(1e-5f);  // max(|min(w, 0)|, max(w, 0))
+  Eigen::ArrayXf best = Eigen::ArrayXf::Constant(rows, std::numeric_limits<float>::infinity());
+  Eigen::ArrayXf scale = xm / 7.0f;
+  for (int i = 0; i < 80; ++i) {
+    const float pc = static_cast<float>(1.0 - i / 100.0);
+    const Eigen::ArrayXf s = pc * xm / 7.0f;
+    const Eigen::ArrayXXf qv =
+        (wa.colwise() / s).rint().cwiseMax(-8.0f).cwiseMin(7.0f).colwise() * s;
+    const Eigen::ArrayXf err = (qv - wa).abs().pow(2.4f).rowwise().sum();
+    for (index_t r = 0; r < rows; ++r)
+      if (err(r) < best(r)) best(r) = err(r), scale(r) = s(r);
+  }
+  std::vector<float> scales(scale.data(), scale.data() + rows);
+  t.search_s = seconds_since(t0);
+  t0 = clock_type::now();
   for (index_t d = 0; d < C; ++d) {
     if (H(d, d) == 0.0f) {  // dead input
       H(d, d) = 1.0f;
@@ -333,6 +355,7 @@ void BM_gptq_straightforward(benchmark::State& st) {
     total += seconds_since(t0);
   }
   st.counters["hessian_s"] = t.hessian_s;
+  st.counters["search_s"] = t.search_s;
   st.counters["factor_s"] = t.factor_s;
   st.counters["loop_s"] = t.loop_s;
   st.counters["err_rel_diff"] = rel;

@@ -185,17 +185,39 @@ void invert_lower_in_place(Eigen::Ref<matrix<Scalar>, 0, Eigen::OuterStride<>> L
 /// U: the upper Cholesky factor of H^-1, via the reversed Cholesky (see the file comment).
 /// Returns false if H is not positive definite.
 template <class Scalar>
-bool gptq_inverse_factor(const matrix<Scalar>& H, matrix_f& U) {
-  const index_t n = H.rows();
-  matrix<Scalar> rev = H.reverse();  // J H J
-  Eigen::LLT<Eigen::Ref<matrix<Scalar>>, Eigen::Lower> llt(rev);
-  if (llt.info() != Eigen::Success) return false;
-  rev.template triangularView<Eigen::StrictlyUpper>().setZero();
-  for (index_t i = 0; i < n; ++i)
-    if (!(rev(i, i) > Scalar(0)) || !std::isfinite(static_cast<double>(rev(i, i)))) return false;
-  invert_lower_in_place<Scalar>(rev);
-  U = rev.reverse().template cast<float>();
+bool gptq_inverse_factor_in_place(matrix<Scalar>& h, matrix_f& U) {
+  const index_t n = h.rows();
+  h.reverseInPlace();  // J H J
+  const vector<Scalar> diag = h.diagonal();
+  Eigen::LLT<Eigen::Ref<matrix<Scalar>>, Eigen::Lower> llt(h);
+  bool ok = llt.info() == Eigen::Success;
+  for (index_t i = 0; ok && i < n; ++i)
+    ok = h(i, i) > Scalar(0) && std::isfinite(static_cast<double>(h(i, i)));
+  if (!ok) {
+    // The Cholesky wrote the lower triangle only: mirror the upper one back and undo the
+    // reversal, so that h is H again for the caller's diagnosis.
+    h.diagonal() = diag;
+    for (index_t i = 0; i < n; ++i)
+      for (index_t j = 0; j < i; ++j) h(i, j) = h(j, i);
+    h.reverseInPlace();
+    return false;
+  }
+  h.template triangularView<Eigen::StrictlyUpper>().setZero();
+  invert_lower_in_place<Scalar>(h);
+  h.reverseInPlace();  // U = J L^-1 J
+  if constexpr (std::is_same<Scalar, float>::value) {
+    U.swap(h);
+  } else {
+    U = h.template cast<float>();
+  }
   return U.allFinite();
+}
+
+/// As gptq_inverse_factor_in_place, on a copy of H.
+template <class Scalar>
+bool gptq_inverse_factor(const matrix<Scalar>& H, matrix_f& U) {
+  matrix<Scalar> h = H;
+  return gptq_inverse_factor_in_place(h, U);
 }
 
 /// max |H - H^T| by 64 x 64 tiles (no transposed copy).
@@ -317,7 +339,7 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
   res.damp = o.percdamp * mean_diag;
   h.diagonal().array() += static_cast<Scalar>(res.damp);
   matrix_f U;
-  if (!detail::gptq_inverse_factor(h, U)) {
+  if (!detail::gptq_inverse_factor_in_place(h, U)) {
     h.diagonal().array() -= static_cast<Scalar>(res.damp);
     // The damp that would be needed: the least shift that makes H positive definite, by
     // bisection on Cholesky trials (on this error path only).
@@ -380,6 +402,13 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
     if (S >= 512 && (!grouped || S % g == 0)) break;
   }
   if (grouped && S % g != 0) S = B;
+  std::vector<float> udiag(static_cast<std::size_t>(C));
+  std::vector<double> half_inv_d2(static_cast<std::size_t>(C));  // 1 / (2 U_ii^2)
+  for (index_t i = 0; i < C; ++i) {
+    udiag[static_cast<std::size_t>(i)] = U(i, i);
+    half_inv_d2[static_cast<std::size_t>(i)] =
+        1.0 / (2.0 * static_cast<double>(U(i, i)) * static_cast<double>(U(i, i)));
+  }
   const index_t chunk = 256;  // rows per work item: fixed, so threads never change the bits
   const index_t chunks = (rows + chunk - 1) / chunk;
   matrix_d loss_parts = matrix_d::Zero(chunks, C);  // [chunk, permuted column]
@@ -401,6 +430,8 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
                 float* wr = w.data() + r * C;
                 std::copy(wr + i1, wr + i2, w1.begin());
                 detail::quant_params& p = cur[static_cast<std::size_t>(rr)];
+                if (q.gran == granularity::per_tensor) p = fixed_params[0];
+                if (q.gran == granularity::per_row) p = fixed_params[static_cast<std::size_t>(r)];
                 std::uint8_t* code_row = out.codes.data() + r * out.row_bytes;
                 float* qrow = qvals.data() + r * C;
                 double* lrow = loss_parts.data() + ck * C;
@@ -408,10 +439,8 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
                 for (index_t i = 0; i < count; ++i) {
                   const index_t col = i1 + i;
                   const index_t src = perm[static_cast<std::size_t>(col)];  // input column
-                  if (q.gran == granularity::per_tensor) {
-                    p = fixed_params[0];
-                  } else if (!grouped) {
-                    p = fixed_params[static_cast<std::size_t>(r)];
+                  if (!grouped) {
+                    // per_tensor / per_row: set for the row above
                   } else if (o.static_groups) {
                     p = fixed_params[static_cast<std::size_t>(r * gpr + src / g)];
                   } else if (col % g == 0) {
@@ -441,10 +470,10 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
                     code_row[dst] = stored;
                   }
                   qrow[col] = v;
-                  const float d = U(col, col);
+                  const float d = udiag[static_cast<std::size_t>(col)];
                   const float e = (x - v) / d;
                   const double dx = static_cast<double>(x) - static_cast<double>(v);
-                  lrow[col] += dx * dx / (2.0 * static_cast<double>(d) * static_cast<double>(d));
+                  lrow[col] += dx * dx * half_inv_d2[static_cast<std::size_t>(col)];
                   erow[i] = e;
                   const float* urow = U.data() + col * C + i1;
                   float* wj = w1.data();
