@@ -34,6 +34,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <numeric>
 #include <string>
@@ -162,9 +163,12 @@ inline std::string gptq_who(const gptq_options& o) {
   return o.layer.empty() ? std::string("gptq") : "gptq: layer '" + o.layer + "'";
 }
 
-/// In-place inverse of a lower-triangular matrix (recursive 2 x 2 blocking, n^3 / 3 flops).
+/// In-place inverse of a lower-triangular matrix (recursive 2 x 2 blocking, n^3 / 3 flops). At the
+/// top level (ex given) the two half inverses and the off-diagonal products run as two fixed
+/// halves each over ex: the same bits for every thread count.
 template <class Scalar>
-void invert_lower_in_place(Eigen::Ref<matrix<Scalar>, 0, Eigen::OuterStride<>> L) {
+void invert_lower_in_place(Eigen::Ref<matrix<Scalar>, 0, Eigen::OuterStride<>> L,
+                           executor* ex = nullptr, bool top = false) {
   const index_t n = L.rows();
   if (n <= 64) {
     matrix<Scalar> id = matrix<Scalar>::Identity(n, n);
@@ -173,19 +177,47 @@ void invert_lower_in_place(Eigen::Ref<matrix<Scalar>, 0, Eigen::OuterStride<>> L
     return;
   }
   const index_t h = n / 2;
-  invert_lower_in_place<Scalar>(L.topLeftCorner(h, h));
-  invert_lower_in_place<Scalar>(L.bottomRightCorner(n - h, n - h));
-  // [A 0; B C]^-1 = [A^-1 0; -C^-1 B A^-1  C^-1]
-  matrix<Scalar> t =
-      L.bottomLeftCorner(n - h, h) * L.topLeftCorner(h, h).template triangularView<Eigen::Lower>();
-  L.bottomLeftCorner(n - h, h).noalias() =
-      -(L.bottomRightCorner(n - h, n - h).template triangularView<Eigen::Lower>() * t);
+  const auto halves = [&](const std::function<void(index_t)>& f) {
+    if (top) {
+      parallel_for(
+          0, 2, 1,
+          [&](index_t lo, index_t hi) {
+            for (index_t k = lo; k < hi; ++k) f(k);
+          },
+          ex);
+    } else {
+      f(0);
+      f(1);
+    }
+  };
+  halves([&](index_t k) {
+    if (k == 0) {
+      invert_lower_in_place<Scalar>(L.topLeftCorner(h, h));
+    } else {
+      invert_lower_in_place<Scalar>(L.bottomRightCorner(n - h, n - h));
+    }
+  });
+  // [A 0; B C]^-1 = [A^-1 0; -C^-1 B A^-1  C^-1]: t = B A^-1 by halves of rows, then
+  // -C^-1 t by halves of columns.
+  matrix<Scalar> t(n - h, h);
+  const index_t rh = (n - h) / 2, ch = h / 2;
+  halves([&](index_t k) {
+    const index_t r0 = k == 0 ? 0 : rh, nr = k == 0 ? rh : n - h - rh;
+    t.middleRows(r0, nr).noalias() = L.bottomLeftCorner(n - h, h).middleRows(r0, nr) *
+                                     L.topLeftCorner(h, h).template triangularView<Eigen::Lower>();
+  });
+  halves([&](index_t k) {
+    const index_t c0 = k == 0 ? 0 : ch, nc = k == 0 ? ch : h - ch;
+    L.bottomLeftCorner(n - h, h).middleCols(c0, nc).noalias() =
+        -(L.bottomRightCorner(n - h, n - h).template triangularView<Eigen::Lower>() *
+          t.middleCols(c0, nc));
+  });
 }
 
 /// U: the upper Cholesky factor of H^-1, via the reversed Cholesky (see the file comment).
 /// Returns false if H is not positive definite.
 template <class Scalar>
-bool gptq_inverse_factor_in_place(matrix<Scalar>& h, matrix_f& U) {
+bool gptq_inverse_factor_in_place(matrix<Scalar>& h, matrix_f& U, executor* ex = nullptr) {
   const index_t n = h.rows();
   h.reverseInPlace();  // J H J
   const vector<Scalar> diag = h.diagonal();
@@ -203,7 +235,7 @@ bool gptq_inverse_factor_in_place(matrix<Scalar>& h, matrix_f& U) {
     return false;
   }
   h.template triangularView<Eigen::StrictlyUpper>().setZero();
-  invert_lower_in_place<Scalar>(h);
+  invert_lower_in_place<Scalar>(h, ex, true);
   h.reverseInPlace();  // U = J L^-1 J
   if constexpr (std::is_same<Scalar, float>::value) {
     U.swap(h);
@@ -215,9 +247,9 @@ bool gptq_inverse_factor_in_place(matrix<Scalar>& h, matrix_f& U) {
 
 /// As gptq_inverse_factor_in_place, on a copy of H.
 template <class Scalar>
-bool gptq_inverse_factor(const matrix<Scalar>& H, matrix_f& U) {
+bool gptq_inverse_factor(const matrix<Scalar>& H, matrix_f& U, executor* ex = nullptr) {
   matrix<Scalar> h = H;
-  return gptq_inverse_factor_in_place(h, U);
+  return gptq_inverse_factor_in_place(h, U, ex);
 }
 
 /// max |H - H^T| by 64 x 64 tiles (no transposed copy).
@@ -339,7 +371,7 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
   res.damp = o.percdamp * mean_diag;
   h.diagonal().array() += static_cast<Scalar>(res.damp);
   matrix_f U;
-  if (!detail::gptq_inverse_factor_in_place(h, U)) {
+  if (!detail::gptq_inverse_factor_in_place(h, U, o.ex)) {
     h.diagonal().array() -= static_cast<Scalar>(res.damp);
     // The damp that would be needed: the least shift that makes H positive definite, by
     // bisection on Cholesky trials (on this error path only).
