@@ -56,21 +56,27 @@ class serial_executor final : public executor {
 /// dynamically (an atomic counter), so load balance does not depend on uniform range cost.
 class thread_pool_executor final : public executor {
  public:
-  /// threads >= 1 is the total parallelism including the caller. Throws rotquant::error
-  /// if threads < 1.
+  /// Largest thread count a pool accepts (far above any machine's core count: a larger value
+  /// is a mistake, such as a wrapped negative number).
+  static constexpr int max_threads = 4096;
+
+  /// threads in 1..max_threads is the total parallelism including the caller. Throws
+  /// rotquant::error for a count outside that range, or if the system cannot start the
+  /// threads (the ones already started are stopped first).
   explicit thread_pool_executor(int threads) : threads_(threads) {
-    ROTQUANT_CHECK(threads >= 1,
-                   "thread_pool_executor: thread count must be >= 1, got " << threads);
-    for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
-  }
-  ~thread_pool_executor() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+    ROTQUANT_CHECK(threads >= 1 && threads <= max_threads,
+                   "thread_pool_executor: thread count must be >= 1 and <= "
+                       << max_threads << ", got " << threads);
+    try {
+      workers_.reserve(static_cast<std::size_t>(threads - 1));
+      for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+    } catch (const std::exception& e) {  // std::system_error or std::bad_alloc
+      stop_workers();
+      ROTQUANT_CHECK(false, "thread_pool_executor: cannot start "
+                                << threads - 1 << " worker threads (" << e.what() << ")");
     }
-    wake_.notify_all();
-    for (auto& t : workers_) t.join();
   }
+  ~thread_pool_executor() override { stop_workers(); }
   thread_pool_executor(const thread_pool_executor&) = delete;
   thread_pool_executor& operator=(const thread_pool_executor&) = delete;
 
@@ -143,6 +149,16 @@ class thread_pool_executor final : public executor {
     }
   }
 
+  void stop_workers() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
   void worker_loop() {
     unsigned long long seen = 0;
     for (;;) {
@@ -205,23 +221,31 @@ class openmp_executor final : public executor {
 #endif
 
 namespace detail {
-inline executor*& default_executor_slot() {
+/// The serial executor a null default stands for (one instance, never destroyed before use).
+inline serial_executor& serial_default() {
   static serial_executor serial;
-  static executor* current = &serial;
+  return serial;
+}
+/// The default executor's slot: an atomic pointer, so set_default_executor on one thread and
+/// parallel_for on others never race (acquire/release: the executor is fully built before any
+/// thread that sees the new pointer uses it).
+inline std::atomic<executor*>& default_executor_slot() {
+  static std::atomic<executor*> current{&serial_default()};
   return current;
 }
 }  // namespace detail
 
 /// The executor used when a function is given none (initially a serial executor).
 inline executor& default_executor() {
-  return *detail::default_executor_slot();
+  return *detail::default_executor_slot().load(std::memory_order_acquire);
 }
 
 /// Installs the engine's executor as the default (nullptr restores the serial one). The
-/// executor must outlive its use; rotquant does not take ownership.
+/// executor must outlive its use; rotquant does not take ownership. Safe to call while other
+/// threads run parallel_for: each call uses either the old or the new default.
 inline void set_default_executor(executor* ex) {
-  static serial_executor serial;
-  detail::default_executor_slot() = ex ? ex : &serial;
+  detail::default_executor_slot().store(ex ? ex : &detail::serial_default(),
+                                        std::memory_order_release);
 }
 
 /// parallel_for through `ex`, or the default executor when ex is null.
