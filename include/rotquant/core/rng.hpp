@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -53,6 +54,32 @@ inline double deterministic_log(double x) {
   constexpr double ln2_lo = 1.90821492927058770002e-10;
   const double de = static_cast<double>(e);
   return std::fma(de, ln2_hi, std::fma(de, ln2_lo, log_f));
+}
+
+/// Largest block any rotquant builder allocates from a size argument: 2^47 bytes (128 TiB), the
+/// whole user address space of x86-64 and AArch64 with 48-bit virtual addresses, so no larger
+/// block can be mapped anywhere the library runs.
+constexpr std::uint64_t max_alloc_bytes = std::uint64_t{1} << 47;
+
+/// Checks, before allocating, that rows x cols elements of elem_bytes bytes each can be
+/// allocated: both counts >= 0, no overflow, at most max_alloc_bytes in all. Throws
+/// rotquant::error naming `fn`, the shape and the limit. O(1).
+inline void check_alloc(index_t rows, index_t cols, std::size_t elem_bytes, const char* fn) {
+  ROTQUANT_CHECK(rows >= 0 && cols >= 0, fn << ": negative size " << rows << " x " << cols);
+  const std::uint64_t per_row = max_alloc_bytes / elem_bytes;
+  ROTQUANT_CHECK(rows == 0 || cols == 0 ||
+                     static_cast<std::uint64_t>(rows) <= per_row / static_cast<std::uint64_t>(cols),
+                 fn << ": " << rows << " x " << cols << " elements of " << elem_bytes
+                    << " bytes exceed what can be allocated (at most 2^47 bytes in one block)");
+}
+
+/// Reports a failed allocation of rows x cols elements (std::bad_alloc) as rotquant::error.
+[[noreturn]] inline void allocation_failed(index_t rows, index_t cols, std::size_t elem_bytes,
+                                           const char* fn) {
+  std::ostringstream out;
+  out << "rotquant: " << fn << ": cannot allocate " << rows << " x " << cols << " elements of "
+      << elem_bytes << " bytes (out of memory)";
+  throw error(out.str());
 }
 
 }  // namespace detail
@@ -161,8 +188,14 @@ matrix<Scalar> random_normal_matrix(index_t rows, index_t cols, std::uint64_t se
                                     std::uint64_t stream = 0) {
   ROTQUANT_CHECK(rows >= 0 && cols >= 0,
                  "random_normal_matrix: negative shape " << rows << " x " << cols);
+  detail::check_alloc(rows, cols, sizeof(Scalar), "random_normal_matrix");
   rng gen(seed, stream);
-  matrix<Scalar> out(rows, cols);
+  matrix<Scalar> out;
+  try {
+    out.resize(rows, cols);
+  } catch (const std::bad_alloc&) {
+    detail::allocation_failed(rows, cols, sizeof(Scalar), "random_normal_matrix");
+  }
   for (index_t r = 0; r < rows; ++r)
     for (index_t c = 0; c < cols; ++c) out(r, c) = static_cast<Scalar>(gen.normal());
   return out;
@@ -172,8 +205,14 @@ matrix<Scalar> random_normal_matrix(index_t rows, index_t cols, std::uint64_t se
 template <class Scalar = double>
 vector<Scalar> random_signs(index_t n, std::uint64_t seed, std::uint64_t stream = 0) {
   ROTQUANT_CHECK(n >= 0, "random_signs: negative length " << n);
+  detail::check_alloc(n, 1, sizeof(Scalar), "random_signs");
   rng gen(seed, stream);
-  vector<Scalar> out(n);
+  vector<Scalar> out;
+  try {
+    out.resize(n);
+  } catch (const std::bad_alloc&) {
+    detail::allocation_failed(n, 1, sizeof(Scalar), "random_signs");
+  }
   for (index_t i = 0; i < n; ++i) out[i] = static_cast<Scalar>(gen.sign());
   return out;
 }
@@ -182,8 +221,14 @@ vector<Scalar> random_signs(index_t n, std::uint64_t seed, std::uint64_t stream 
 inline std::vector<index_t> random_permutation(index_t n, std::uint64_t seed,
                                                std::uint64_t stream = 0) {
   ROTQUANT_CHECK(n >= 0, "random_permutation: negative length " << n);
+  detail::check_alloc(n, 1, sizeof(index_t), "random_permutation");
   rng gen(seed, stream);
-  std::vector<index_t> p(static_cast<std::size_t>(n));
+  std::vector<index_t> p;
+  try {
+    p.resize(static_cast<std::size_t>(n));
+  } catch (const std::bad_alloc&) {
+    detail::allocation_failed(n, 1, sizeof(index_t), "random_permutation");
+  }
   for (index_t i = 0; i < n; ++i) p[static_cast<std::size_t>(i)] = i;
   for (index_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<index_t>(gen.uniform_int(static_cast<std::uint64_t>(i) + 1));

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -233,13 +234,18 @@ inline std::vector<std::uint8_t> serialize_safetensors(const safetensors_file& f
   }
   header += "}";
   header.append((8 - header.size() % 8) % 8, ' ');
-  std::vector<std::uint8_t> out(8);
+  // One allocation of the final size (length, header, data), filled by position: `offset` is
+  // the sum of the tensors' byte counts, each checked above against its shape and dtype.
   const std::uint64_t n = header.size();
-  for (int i = 0; i < 8; ++i)
-    out[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  for (const auto& kv : file.tensors)
-    out.insert(out.end(), kv.second.bytes.begin(), kv.second.bytes.end());
+  std::vector<std::uint8_t> out(static_cast<std::size_t>(8 + n + offset));
+  for (std::size_t i = 0; i < 8; ++i) out[i] = static_cast<std::uint8_t>(n >> (8 * i));
+  std::memcpy(out.data() + 8, header.data(), header.size());
+  std::size_t at = 8 + header.size();
+  for (const auto& kv : file.tensors) {
+    const std::vector<std::uint8_t>& b = kv.second.bytes;
+    if (!b.empty()) std::memcpy(out.data() + at, b.data(), b.size());
+    at += b.size();
+  }
   return out;
 }
 

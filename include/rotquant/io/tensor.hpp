@@ -65,6 +65,11 @@ inline const char* dtype_name(dtype t) {
   return "?";
 }
 
+/// True for one of the enumerators of dtype (a hand-edited or cast value may be none).
+inline bool dtype_valid(dtype t) {
+  return dtype_size(t) != 0;
+}
+
 namespace detail {
 
 inline float half_to_float(std::uint16_t h) {
@@ -136,6 +141,48 @@ T load_le(const std::uint8_t* p) {
   return v;
 }
 
+/// The element of type t stored at p, as double (p must hold dtype_size(t) bytes).
+inline double load_element(dtype t, const std::uint8_t* p) {
+  switch (t) {
+    case dtype::f32:
+      return load_le<float>(p);
+    case dtype::f64:
+      return load_le<double>(p);
+    case dtype::f16:
+      return half_to_float(load_le<std::uint16_t>(p));
+    case dtype::bf16:
+      return bf16_to_float(load_le<std::uint16_t>(p));
+    case dtype::i8:
+      return static_cast<std::int8_t>(*p);
+    case dtype::u8:
+      return *p;
+    case dtype::i32:
+      return load_le<std::int32_t>(p);
+    case dtype::i64:
+      return static_cast<double>(load_le<std::int64_t>(p));
+  }
+  return 0;
+}
+
+/// Element count of a shape: every dimension >= 0 and the product of the non-zero ones must
+/// fit in int64 (NumPy's rule, so every partial product is representable). Throws io_error
+/// naming `what` otherwise. O(rank).
+inline std::int64_t checked_numel(const std::vector<std::int64_t>& shape, const std::string& what) {
+  constexpr std::int64_t limit = std::numeric_limits<std::int64_t>::max();
+  std::int64_t nonzero = 1;
+  bool empty = false;
+  for (auto d : shape) {
+    if (d < 0) throw io_error(what + ": negative dimension " + std::to_string(d) + " in shape");
+    if (d == 0) {
+      empty = true;
+      continue;
+    }
+    if (nonzero > limit / d) throw io_error(what + ": shape element count overflows 64 bits");
+    nonzero *= d;
+  }
+  return empty ? 0 : nonzero;
+}
+
 }  // namespace detail
 
 /// A dense tensor: dtype, shape (row-major, C order) and the raw little-endian bytes.
@@ -144,56 +191,48 @@ struct tensor {
   std::vector<std::int64_t> shape;
   std::vector<std::uint8_t> bytes;
 
-  /// Number of elements (1 for a 0-d tensor).
-  std::int64_t numel() const {
-    std::int64_t n = 1;
-    for (auto d : shape) n *= d;
-    return n;
-  }
+  /// Number of elements (1 for a 0-d tensor). Throws io_error for a negative dimension or an
+  /// element count that overflows int64.
+  std::int64_t numel() const { return detail::checked_numel(shape, "tensor::numel"); }
 
-  /// Element i converted to double (exact for every dtype but i64 beyond 2^53).
+  /// Throws io_error naming `fn` unless the dtype is valid, the shape is (dimensions >= 0, no
+  /// overflow) and `bytes` holds exactly numel * itemsize bytes. O(rank). Every reader of the
+  /// bytes calls it first.
+  void check_bytes(const std::string& fn) const;
+
+  /// Element i converted to double (exact for every dtype but i64 beyond 2^53). Throws io_error
+  /// for an invalid dtype or an i past the stored bytes. O(1).
   double element(std::int64_t i) const {
-    const std::uint8_t* p = bytes.data() + static_cast<std::size_t>(i) * dtype_size(type);
-    switch (type) {
-      case dtype::f32:
-        return detail::load_le<float>(p);
-      case dtype::f64:
-        return detail::load_le<double>(p);
-      case dtype::f16:
-        return detail::half_to_float(detail::load_le<std::uint16_t>(p));
-      case dtype::bf16:
-        return detail::bf16_to_float(detail::load_le<std::uint16_t>(p));
-      case dtype::i8:
-        return static_cast<std::int8_t>(*p);
-      case dtype::u8:
-        return *p;
-      case dtype::i32:
-        return detail::load_le<std::int32_t>(p);
-      case dtype::i64:
-        return static_cast<double>(detail::load_le<std::int64_t>(p));
-    }
-    return 0;
+    check_index(i, "tensor::element");
+    return detail::load_element(type,
+                                bytes.data() + static_cast<std::size_t>(i) * dtype_size(type));
   }
 
-  /// All elements converted to Scalar, in storage order.
+  /// All elements converted to Scalar, in storage order. Throws io_error unless bytes match
+  /// the shape and dtype (check_bytes).
   template <class Scalar>
   std::vector<Scalar> to_vector() const {
+    check_bytes("tensor::to_vector");
     const std::int64_t n = numel();
     std::vector<Scalar> out(static_cast<std::size_t>(n));
     if (type == dtype::f32 && std::is_same<Scalar, float>::value) {
       if (n) std::memcpy(out.data(), bytes.data(), static_cast<std::size_t>(n) * 4);
       return out;
     }
+    const std::size_t size = dtype_size(type);
     for (std::int64_t i = 0; i < n; ++i)
-      out[static_cast<std::size_t>(i)] = static_cast<Scalar>(element(i));
+      out[static_cast<std::size_t>(i)] = static_cast<Scalar>(
+          detail::load_element(type, bytes.data() + static_cast<std::size_t>(i) * size));
     return out;
   }
 
   /// The tensor as a row-major matrix: a 2-D tensor as is, an N-D one as
-  /// [prod(shape[0..N-2]), shape[N-1]], a 1-D one as a single row. Throws for 0-d tensors.
+  /// [prod(shape[0..N-2]), shape[N-1]], a 1-D one as a single row. Throws for 0-d tensors and
+  /// (io_error) for bytes that do not match the shape and dtype.
   template <class Scalar = float>
   matrix<Scalar> to_matrix() const {
     ROTQUANT_CHECK(!shape.empty(), "tensor::to_matrix: a 0-d tensor is not a matrix");
+    check_bytes("tensor::to_matrix");
     const std::int64_t cols = shape.back();
     const std::int64_t rows = cols == 0 ? 0 : numel() / cols;
     matrix<Scalar> m(rows, cols);
@@ -205,6 +244,8 @@ struct tensor {
   /// Makes an F32 / F64 tensor from a row-major matrix (shape [rows, cols]).
   template <class Derived>
   static tensor from_matrix(const Eigen::MatrixBase<Derived>& m, dtype t = dtype::f32) {
+    ROTQUANT_CHECK(dtype_valid(t),
+                   "tensor::from_matrix: invalid dtype value " << static_cast<int>(t));
     tensor out;
     out.type = t;
     out.shape = {static_cast<std::int64_t>(m.rows()), static_cast<std::int64_t>(m.cols())};
@@ -216,8 +257,11 @@ struct tensor {
   }
 
   /// Stores v into element i, converting to the dtype (RNE for f16/bf16/f32; integers must be
-  /// in range and integral).
+  /// in range and integral). Throws io_error for an invalid dtype or an i past the stored bytes.
   void set_element(std::size_t i, double v) {
+    ROTQUANT_CHECK(i <= static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max()),
+                   "tensor::set_element: index " << i << " out of range");
+    check_index(static_cast<std::int64_t>(i), "tensor::set_element");
     std::uint8_t* p = bytes.data() + i * dtype_size(type);
     auto put = [p](auto x) { std::memcpy(p, &x, sizeof(x)); };
     auto check_int = [v](double lo, double hi) {
@@ -256,6 +300,18 @@ struct tensor {
         break;
     }
   }
+
+ private:
+  // Throws unless the dtype is valid and element i lies inside `bytes`. O(1).
+  void check_index(std::int64_t i, const char* fn) const {
+    const std::size_t size = dtype_size(type);
+    if (size == 0)
+      throw io_error(std::string(fn) + ": invalid dtype value " +
+                     std::to_string(static_cast<int>(type)));
+    if (i < 0 || static_cast<std::uint64_t>(i) >= bytes.size() / size)
+      throw io_error(std::string(fn) + ": index " + std::to_string(i) + " is outside the " +
+                     std::to_string(bytes.size() / size) + " stored elements");
+  }
 };
 
 namespace detail {
@@ -266,23 +322,19 @@ namespace detail {
 /// every partial product of the shape stay representable.
 inline std::uint64_t checked_nbytes(const std::vector<std::int64_t>& shape, dtype t,
                                     const std::string& what) {
-  constexpr auto limit = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  std::uint64_t nonzero = 1;
-  bool empty = false;
-  for (auto d : shape) {
-    if (d < 0) throw io_error(what + ": negative dimension " + std::to_string(d) + " in shape");
-    if (d == 0) {
-      empty = true;
-      continue;
-    }
-    if (nonzero > limit / static_cast<std::uint64_t>(d))
-      throw io_error(what + ": shape element count overflows 64 bits");
-    nonzero *= static_cast<std::uint64_t>(d);
-  }
-  const std::uint64_t n = empty ? 0 : nonzero;
+  if (!dtype_valid(t))
+    throw io_error(what + ": invalid dtype value " + std::to_string(static_cast<int>(t)));
+  const auto n = static_cast<std::uint64_t>(checked_numel(shape, what));
   if (n > std::numeric_limits<std::uint64_t>::max() / dtype_size(t))
     throw io_error(what + ": byte size overflows 64 bits");
   return n * dtype_size(t);
+}
+
+/// "[2, 3]" for messages.
+inline std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
 }
 
 inline std::vector<std::uint8_t> read_file(const std::string& path) {
@@ -307,5 +359,14 @@ inline void write_file(const std::string& path, const std::vector<std::uint8_t>&
 }
 
 }  // namespace detail
+
+inline void tensor::check_bytes(const std::string& fn) const {
+  const std::uint64_t need = detail::checked_nbytes(shape, type, fn);
+  if (need != bytes.size())
+    throw io_error(fn + ": tensor holds " + std::to_string(bytes.size()) + " bytes, its shape " +
+                   detail::shape_text(shape) + " and dtype " + dtype_name(type) + " need " +
+                   std::to_string(need));
+}
+
 }  // namespace io
 }  // namespace rotquant

@@ -208,7 +208,11 @@ inline transform_bundle from_safetensors(const safetensors_file& f, const std::s
       transform_stage st;
       auto tensor_of = [&](const std::string& suffix) -> const tensor& {
         if (!f.contains(p + suffix)) throw io_error(what + ": missing tensor '" + p + suffix + "'");
-        return f.at(p + suffix);
+        // The image may be built or edited by hand: its bytes must match shape and dtype
+        // before any of them is read.
+        const tensor& v = f.at(p + suffix);
+        v.check_bytes(what + ": tensor '" + p + suffix + "'");
+        return v;
       };
       try {
         if (kind == "scale" || kind == "signs") {

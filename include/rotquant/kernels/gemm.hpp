@@ -7,13 +7,16 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 #include "rotquant/core/dispatch.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/reduce.hpp"
+#include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
 #include "rotquant/detail/arch/avx512/gemm.hpp"
 #include "rotquant/detail/arch/neon/gemm.hpp"
@@ -23,10 +26,6 @@
 #include "rotquant/quant/quantizer.hpp"
 
 namespace rotquant {
-
-/// Largest K the kernels accept: |u * a| <= 24 * 128 per k, so int32 is exact up to
-/// floor(2^31 / 3072) = 699,050 (testing.md 3.1).
-constexpr index_t gemm_max_k = 699050;
 
 /// Optional epilogue work after the scales: out[m, n] = y + bias[n].
 struct gemm_epilogue {
@@ -53,6 +52,9 @@ inline packed_weights gemm_weights_layout(index_t n, index_t k, weight_format fo
     ROTQUANT_CHECK(
         group >= 8 && group % 8 == 0,
         who << ": qsi4cg group must be a positive multiple of 8 (e.g. 32, 64, 128), got " << group);
+  const auto f = static_cast<int>(format);
+  ROTQUANT_CHECK(f >= 0 && f <= 3,
+                 who << ": weight format " << f << " is not one of qsi4cx, qsi4cg, mxfp4, nvfp4");
   packed_weights pw;
   pw.format = format;
   pw.n = n;
@@ -62,14 +64,71 @@ inline packed_weights gemm_weights_layout(index_t n, index_t k, weight_format fo
              : format == weight_format::qsi4cg ? group
              : format == weight_format::mxfp4  ? 32
                                                : 16;
-  pw.blocks = (k + pw.block - 1) / pw.block;
-  pw.panels = (n + gemm_panel_cols - 1) / gemm_panel_cols;
+  pw.blocks = packed_ceil_div(k, pw.block);
+  pw.panels = packed_ceil_div(n, gemm_panel_cols);
+  // Both buffers are checked before either is allocated (n may come from a size argument).
+  check_alloc(pw.panels, pw.panel_bytes(), 1, who);
+  check_alloc(pw.panels, pw.blocks * 16, sizeof(float), who);
   // Zero weight in every padding slot: offset-binary 8 for INT4, E2M1 code 0 for FP4.
   const std::uint8_t zero_nib = pw.fp4() ? 0x0 : 0x8;
-  pw.data.assign(static_cast<std::size_t>(pw.panels * pw.panel_bytes()),
-                 static_cast<std::uint8_t>(zero_nib | (zero_nib << 4)));
-  pw.scales.assign(static_cast<std::size_t>(pw.panels * pw.blocks * 16), 0.0f);
+  try {
+    pw.data.assign(static_cast<std::size_t>(pw.panels * pw.panel_bytes()),
+                   static_cast<std::uint8_t>(zero_nib | (zero_nib << 4)));
+    pw.scales.assign(static_cast<std::size_t>(pw.panels * pw.blocks * 16), 0.0f);
+  } catch (const std::bad_alloc&) {
+    allocation_failed(pw.panels, pw.panel_bytes(), 1, who);
+  }
   return pw;
+}
+
+/// The fields of a quantized_matrix that pack_weights reads, checked against its quantizer
+/// and shape (it may be built or edited by hand). O(1).
+inline void check_kernel_codes(const quantized_matrix& q, const char* who) {
+  q.q.validate(q.rows, q.cols);
+  ROTQUANT_CHECK(q.rows >= 1 && q.cols >= 1, who << ": quantized_matrix is " << q.rows << " x "
+                                                 << q.cols << ", must be non-empty");
+  ROTQUANT_CHECK(q.q.packs_nibbles() && q.q.gran != granularity::per_tensor,
+                 who << ": quantizer '" << q.q.name()
+                     << "' has no GEMM kernel; accepted: symmetric int4 per_row or per_group, "
+                        "mxfp4, nvfp4");
+  ROTQUANT_CHECK(q.group == q.q.group_length(q.cols),
+                 who << ": quantized_matrix.group = " << q.group << ", must be "
+                     << q.q.group_length(q.cols) << " for " << q.q.name());
+  ROTQUANT_CHECK(q.groups_per_row == q.q.groups_per_row(q.cols),
+                 who << ": quantized_matrix.groups_per_row = " << q.groups_per_row << ", must be "
+                     << q.q.groups_per_row(q.cols) << " for " << q.cols << " columns");
+  ROTQUANT_CHECK(q.row_bytes == packed_nibble_bytes(q.cols),
+                 who << ": quantized_matrix.row_bytes = " << q.row_bytes << ", must be "
+                     << packed_nibble_bytes(q.cols) << " (two 4-bit codes per byte)");
+  ROTQUANT_CHECK(packed_size_is(q.codes.size(), q.rows, q.row_bytes),
+                 who << ": quantized_matrix.codes.size() = " << q.codes.size()
+                     << ", must be rows * row_bytes = " << q.rows << " * " << q.row_bytes);
+  ROTQUANT_CHECK(packed_size_is(q.scales.size(), q.rows, q.groups_per_row),
+                 who << ": quantized_matrix.scales.size() = " << q.scales.size()
+                     << ", must be rows * groups_per_row = " << q.rows << " * "
+                     << q.groups_per_row);
+  ROTQUANT_CHECK(std::isfinite(q.tensor_scale), who << ": quantized_matrix.tensor_scale = "
+                                                    << q.tensor_scale << ", must be finite");
+}
+
+/// Throws unless the output view `out` is well formed (data for a non-empty shape, a row stride
+/// >= cols when it has several rows) and shares no memory with the inputs of the GEMM.
+inline void gemm_check_output(const packed_activations& A, const packed_weights& W,
+                              const matrix_view<float>& out, const gemm_epilogue& ep,
+                              const char* who) {
+  ROTQUANT_CHECK(out.data() != nullptr || out.size() == 0,
+                 who << ": output view has null data for " << out.rows() << " x " << out.cols());
+  ROTQUANT_CHECK(out.rows() <= 1 || out.outerStride() >= out.cols(),
+                 who << ": output row stride " << out.outerStride() << " is smaller than its "
+                     << out.cols() << " columns");
+  const std::size_t ob = view_bytes(out);
+  const char* hit = first_overlap(out.data(), ob, "A.codes", A.codes, "A.scales", A.scales,
+                                  "A.sums", A.sums, "W.data", W.data, "W.scales", W.scales);
+  if (hit == nullptr && ep.bias != nullptr &&
+      ranges_overlap(out.data(), ob, ep.bias, static_cast<std::size_t>(W.n) * sizeof(float)))
+    hit = "the bias";
+  ROTQUANT_CHECK(hit == nullptr, who << ": the output overlaps " << (hit ? hit : "")
+                                     << "; it must not alias an input");
 }
 
 /// Writes row r's stored nibbles (offset-binary INT4 or E2M1 codes, k of them) into its panel.
@@ -133,6 +192,7 @@ inline packed_weights pack_weight_codes(const std::int8_t* codes, const float* s
 /// any other quantizer (asymmetric weights are not supported by the kernels). O(n k).
 inline packed_weights pack_weights(const quantized_matrix& q) {
   const quantizer& z = q.q;
+  detail::check_kernel_codes(q, "pack_weights");
   weight_format f = weight_format::qsi4cx;
   index_t group = 0;
   if (z.format == element_format::integer && z.bits == 4 && z.signed_int_codes() &&
@@ -181,6 +241,7 @@ inline packed_weights pack_weights(const const_matrix_view<float>& W, weight_for
                                    index_t group = 0) {
   const index_t n = W.rows(), k = W.cols();
   packed_weights pw = detail::gemm_weights_layout(n, k, format, group, "pack_weights");
+  detail::check_input_view(W, "pack_weights");
   check_finite(W, "pack_weights: W");
   if (format == weight_format::nvfp4) {
     float amax = 0.0f;
@@ -221,6 +282,7 @@ inline packed_weights pack_weights(const matrix_f& W, weight_format format, inde
 
 /// The weight values the kernels multiply with, [n, k]: integer unit times its scale. O(n k).
 inline matrix_f dequantize_weights(const packed_weights& w) {
+  w.validate("dequantize_weights");
   matrix_f out(w.n, w.k);
   detail::gemm_args g;
   g.fp4 = w.fp4();
@@ -242,11 +304,15 @@ inline matrix_f dequantize_weights(const packed_weights& w) {
 /// The block is the smaller of the activation and weight scale blocks (each must be a multiple
 /// of the other, or span all of K). Work is split over N panels (and M blocks) through `ex`
 /// (default executor); results do not depend on the ISA path or the thread count.
-/// Cost O(m n k) integer multiply-adds. Throws rotquant::error on mismatched shapes, an
-/// incompatible block pair, or a bias of the wrong size.
+/// Cost O(m n k) integer multiply-adds. Throws rotquant::error, before any kernel runs, for a
+/// packed_activations or packed_weights that breaks its invariants (validate(): fields and
+/// buffer sizes, O(1)), mismatched shapes, an incompatible block pair, a bias of the wrong
+/// size, or an output that overlaps an input.
 inline void quantized_matmul(const packed_activations& A, const packed_weights& W,
                              matrix_view<float> out, const gemm_epilogue& ep = {},
                              executor* ex = nullptr) {
+  A.validate("quantized_matmul");
+  W.validate("quantized_matmul");
   ROTQUANT_CHECK(A.k == W.k, "quantized_matmul: activations have K = "
                                  << A.k << " but weights have K = " << W.k << "; they must match");
   ROTQUANT_CHECK(out.rows() == A.m && out.cols() == W.n,
@@ -254,6 +320,7 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
                                                 << ", expected " << A.m << " x " << W.n);
   ROTQUANT_CHECK(ep.bias == nullptr || ep.bias_size == W.n,
                  "quantized_matmul: bias has " << ep.bias_size << " entries, expected N = " << W.n);
+  detail::gemm_check_output(A, W, out, ep, "quantized_matmul");
   ROTQUANT_CHECK(A.codes.size() == static_cast<std::size_t>(A.m * A.stride) && A.stride == W.kp,
                  "quantized_matmul: packed activations are inconsistent (stride "
                      << A.stride << ", expected " << W.kp << ")");
@@ -324,6 +391,9 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
 /// Convenience overload returning out as a new matrix [m, n].
 inline matrix_f quantized_matmul(const packed_activations& A, const packed_weights& W,
                                  const gemm_epilogue& ep = {}, executor* ex = nullptr) {
+  A.validate("quantized_matmul");
+  W.validate("quantized_matmul");
+  detail::check_alloc(A.m, W.n, sizeof(float), "quantized_matmul");
   matrix_f out(A.m, W.n);
   quantized_matmul(A, W, view(out), ep, ex);
   return out;
@@ -336,6 +406,7 @@ inline void linear_w4a4(const const_matrix_view<float>& X, const packed_weights&
                         matrix_view<float> out, act_format format = act_format::qsi4dx,
                         const gemm_epilogue& ep = {}, executor* ex = nullptr, float clip = 1.0f,
                         index_t group = 0, packed_activations* scratch = nullptr) {
+  W.validate("linear_w4a4");
   ROTQUANT_CHECK(X.cols() == W.k,
                  "linear_w4a4: X has " << X.cols() << " columns but weights have K = " << W.k);
   packed_activations local;
@@ -348,6 +419,8 @@ inline void linear_w4a4(const const_matrix_view<float>& X, const packed_weights&
 inline matrix_f linear_w4a4(const matrix_f& X, const packed_weights& W,
                             act_format format = act_format::qsi4dx, const gemm_epilogue& ep = {},
                             executor* ex = nullptr) {
+  W.validate("linear_w4a4");
+  detail::check_alloc(X.rows(), W.n, sizeof(float), "linear_w4a4");
   matrix_f out(X.rows(), W.n);
   linear_w4a4(view(X), W, view(out), format, ep, ex);
   return out;

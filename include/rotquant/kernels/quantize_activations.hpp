@@ -131,12 +131,30 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
   for (index_t i = k; i < stride; ++i) c[i] = 0;
 }
 
+/// Throws rotquant::error naming `fn` unless the input view X is well formed (data for a
+/// non-empty shape, a row stride >= its columns when it has several rows) and shares no memory
+/// with the buffers of `out`, which are resized (and so may move) before X is read. O(1).
+inline void qact_check_input(const const_matrix_view<float>& X, const packed_activations& out,
+                             const char* fn) {
+  check_input_view(X, fn);
+  const char* hit =
+      first_overlap(X.data(), view_bytes(X), "codes", out.codes, "scales", out.scales, "sums",
+                    out.sums, "zero_points", out.zero_points, "scale_bytes", out.scale_bytes);
+  ROTQUANT_CHECK(hit == nullptr, fn << ": X overlaps out." << (hit ? hit : "")
+                                    << "; the input must not alias the output");
+}
+
 /// Validates and sizes `out` for an m x k input (no allocation when capacity suffices).
 inline void qact_prepare(index_t m, index_t k, act_format format, const quantize_options& opt,
                          packed_activations& out) {
   const float clip = opt.clip;
   const index_t group = opt.group;
   ROTQUANT_CHECK(k >= 1, "quantize_activations: need at least one column, got " << k);
+  const auto f = static_cast<int>(format);
+  ROTQUANT_CHECK(f >= 0 && f <= 5, "quantize_activations: activation format "
+                                       << f
+                                       << " is not one of qsi4dx, qai4dx, qsi4dg, qsi8dx, "
+                                          "mxfp4, nvfp4");
   ROTQUANT_CHECK(std::isfinite(opt.nvfp4_tensor_scale) && opt.nvfp4_tensor_scale >= 0.0f,
                  "quantize_activations: nvfp4_tensor_scale must be finite and >= 0 (0 = from "
                  "the amax of X), got "
@@ -200,6 +218,7 @@ inline float qact_nvfp4_ts(const const_matrix_view<float>& X, executor* ex) {
 inline void quantize_activations(const const_matrix_view<float>& X, act_format format,
                                  packed_activations& out, const quantize_options& opt) {
   const index_t m = X.rows(), k = X.cols();
+  detail::qact_check_input(X, out, "quantize_activations");
   detail::qact_prepare(m, k, format, opt, out);
   if (m == 0) return;
   // NVFP4 with a dynamic tensor scale reads X twice: first for its amax (front to back), then
@@ -250,6 +269,7 @@ void quantize_activations_rotated(const const_matrix_view<float>& X, const Rotat
   const index_t m = X.rows(), k = X.cols(), n = rotation.size();
   ROTQUANT_CHECK(n >= 1 && k % n == 0, "quantize_activations_rotated: rotation size "
                                            << n << " must divide the row length " << k);
+  detail::qact_check_input(X, out, "quantize_activations_rotated");
   detail::qact_prepare(m, k, format, opt, out);
   if (m == 0) return;
   if (format == act_format::nvfp4 && !(opt.nvfp4_tensor_scale > 0.0f)) {
@@ -325,6 +345,13 @@ inline packed_activations quantize_activations(const matrix_f& X, act_format for
 /// that is not finite and > 0, or a scale that overflows.
 inline void quantize_fp4_e2m1_rows(const const_matrix_view<float>& X, quantized_matrix& out,
                                    float clip = 1.0f, executor* ex = nullptr) {
+  detail::check_input_view(X, "quantize_fp4_e2m1_rows");
+  const char* hit = detail::first_overlap(X.data(), detail::view_bytes(X), "codes", out.codes,
+                                          "scales", out.scales, "zero_points", out.zero_points,
+                                          "scale_codes", out.scale_codes);
+  ROTQUANT_CHECK(hit == nullptr, "quantize_fp4_e2m1_rows: X overlaps out."
+                                     << (hit ? hit : "")
+                                     << "; the input must not alias the output");
   out.q = quantizer::fp4(fp4_kind::e2m1, granularity::per_row, 0, clip);
   out.q.validate(X.rows(), X.cols());
   const index_t m = X.rows(), k = X.cols();
@@ -376,8 +403,10 @@ inline quantized_matrix quantize_fp4_e2m1_rows(const matrix_f& X, float clip = 1
 }
 
 /// Dequantizes packed activations back to floats: x^[r, c] = code * scale of its block (the
-/// value the GEMM multiplies with). O(m * k).
+/// value the GEMM multiplies with). O(m * k). Throws rotquant::error for a packed_activations
+/// that breaks its invariants (packed_activations::validate).
 inline matrix_f dequantize_activations(const packed_activations& a) {
+  a.validate("dequantize_activations");
   matrix_f x(a.m, a.k);
   for (index_t r = 0; r < a.m; ++r)
     for (index_t c = 0; c < a.k; ++c)

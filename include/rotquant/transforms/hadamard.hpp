@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "rotquant/core/dispatch.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
+#include "rotquant/core/rng.hpp"
 #include "rotquant/detail/arch/avx512/hadamard.hpp"
 #include "rotquant/detail/arch/neon/hadamard.hpp"
 #include "rotquant/detail/arch/scalar/hadamard.hpp"
@@ -120,9 +122,16 @@ class hadamard_plan {
     run(x.data(), x.rows(), x.outerStride(), transposed, "hadamard_plan::apply");
   }
 
-  /// Dense T_n (n x n, double): column form y = T_n x. O(n^2) memory; for checks.
+  /// Dense T_n (n x n, double): column form y = T_n x. O(n^2) memory; for checks. Throws
+  /// rotquant::error when n x n doubles cannot be allocated.
   matrix_d to_dense() const {
-    matrix_d t = matrix_d::Identity(n_, n_);
+    detail::check_alloc(n_, n_, sizeof(double), "hadamard_plan::to_dense");
+    matrix_d t;
+    try {
+      t = matrix_d::Identity(n_, n_);
+    } catch (const std::bad_alloc&) {
+      detail::allocation_failed(n_, n_, sizeof(double), "hadamard_plan::to_dense");
+    }
     // Row i of T_n^T = T_n applied to e_i, so transform the identity's rows and transpose.
     apply_rows(t.data(), n_, n_);
     return t.transpose();
@@ -195,12 +204,19 @@ inline double hadamard_plan::scale<double>() const {
 }
 
 /// Dense normalised T_n = kron(H_K, S_{n/K}) / sqrt(n) built entry by entry (O(n^2)), the
-/// reference the fast transform is tested against. Throws like hadamard_plan for bad n.
+/// reference the fast transform is tested against. Throws like hadamard_plan for bad n, and
+/// rotquant::error when n x n doubles cannot be allocated.
 inline matrix_d hadamard_matrix(index_t n) {
   const auto f = detail::factor_hadamard(n, "hadamard_matrix");
+  detail::check_alloc(n, n, sizeof(double), "hadamard_matrix");
   const auto h = detail::hadamard_base(f.k);
   const double s = 1.0 / std::sqrt(static_cast<double>(n));
-  matrix_d t(n, n);
+  matrix_d t;
+  try {
+    t.resize(n, n);
+  } catch (const std::bad_alloc&) {
+    detail::allocation_failed(n, n, sizeof(double), "hadamard_matrix");
+  }
   for (index_t i = 0; i < n; ++i)
     for (index_t j = 0; j < n; ++j) {
       index_t v = (i % f.m) & (j % f.m);

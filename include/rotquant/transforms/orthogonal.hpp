@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <new>
 
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
@@ -48,10 +49,17 @@ inline matrix_d orthogonal_from_gaussian(const matrix_d& g) {
 /// Haar-random n x n orthogonal matrix: G ~ N(0, 1)^{n x n} from
 /// random_normal_matrix<double>(n, n, seed) (row by row), then orthogonal_from_gaussian(G).
 /// Same seed, same matrix on every ISA and thread count (rng and Eigen's serial QR).
-/// max |Q^T Q - I| is ~1e-14 in double. O(n^3).
+/// max |Q^T Q - I| is ~1e-14 in double. O(n^3) time, 4 n^2 doubles. Throws rotquant::error for
+/// n < 1 or an n too large to allocate (checked before allocating).
 inline matrix_d random_orthogonal(index_t n, std::uint64_t seed) {
   ROTQUANT_CHECK(n >= 1, "random_orthogonal: size must be >= 1, got " << n);
-  return orthogonal_from_gaussian(random_normal_matrix<double>(n, n, seed));
+  // G, its QR factors and Q: checked before any of them is allocated.
+  detail::check_alloc(n, n, 4 * sizeof(double), "random_orthogonal");
+  try {
+    return orthogonal_from_gaussian(random_normal_matrix<double>(n, n, seed));
+  } catch (const std::bad_alloc&) {
+    detail::allocation_failed(n, n, sizeof(double), "random_orthogonal");
+  }
 }
 
 }  // namespace rotquant

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -271,9 +272,16 @@ class transform {
     return t;
   }
 
-  /// M as a dense C x C matrix (double): I M. O(C^2) memory.
+  /// M as a dense C x C matrix (double): I M. O(C^2) memory. Throws rotquant::error when
+  /// C x C doubles cannot be allocated (checked before allocating).
   matrix_d to_dense() const {
-    matrix_d m = matrix_d::Identity(dim_, dim_);
+    detail::check_alloc(dim_, dim_, sizeof(double), "transform::to_dense");
+    matrix_d m;
+    try {
+      m = matrix_d::Identity(dim_, dim_);
+    } catch (const std::bad_alloc&) {
+      detail::allocation_failed(dim_, dim_, sizeof(double), "transform::to_dense");
+    }
     run(view(m), false, nullptr, "to_dense");
     return m;
   }
@@ -468,8 +476,12 @@ class transform {
 /// QuaRot's randomized Hadamard in row form: X -> X diag(d) T_n^T, i.e. signs then
 /// append_hadamard(), with d_i = +-1 from random_signs(n, seed). n must be a Hadamard size.
 /// (QuaRot's random_hadamard_matrix(n) equals transform.to_dense() for the same d.)
+/// Throws rotquant::error for n < 1, a size with no Hadamard construction, or n signs that
+/// cannot be allocated (all checked before allocating).
 inline transform randomized_hadamard(index_t n, std::uint64_t seed) {
   ROTQUANT_CHECK(n >= 1, "randomized_hadamard: size must be >= 1, got " << n);
+  detail::factor_hadamard(n, "randomized_hadamard");
+  detail::check_alloc(n, 1, sizeof(double), "randomized_hadamard");
   transform t(n);
   t.append_signs(random_signs<double>(n, seed));
   t.append_hadamard();
