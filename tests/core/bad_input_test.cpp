@@ -7,6 +7,7 @@
 // type (rotquant::error, or rotquant::io::io_error for files) and nothing else escapes.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -1601,6 +1602,39 @@ std::vector<bad_case> io_cases() {
       [] { rotquant::parallel_for(0, 10, 0, [](index_t, index_t) {}); }, {"grain must be >= 1"},
       E::error);
   add(
+      "parallel_for_range_overflow", "parallel_for", "[INT64_MIN, INT64_MAX)",
+      [] {
+        rotquant::parallel_for(std::numeric_limits<index_t>::min(),
+                               std::numeric_limits<index_t>::max(), 1, [](index_t, index_t) {});
+      },
+      {"more elements than index_t can count"}, E::error);
+  add(
+      "serial_grain_zero", "serial_executor::parallel_for", "grain 0",
+      [] { rotquant::serial_executor().parallel_for(0, 10, 0, [](index_t, index_t) {}); },
+      {"grain must be >= 1"}, E::error);
+  add(
+      "pool_range_overflow", "thread_pool_executor::parallel_for", "[-2^62, INT64_MAX - 5)",
+      [] {
+        rotquant::thread_pool_executor p(2);
+        p.parallel_for(-big, std::numeric_limits<index_t>::max() - 5, 7, [](index_t, index_t) {});
+      },
+      {"more elements than index_t can count"}, E::error);
+  add(
+      "transform_inplace_stride", "transform::apply_inplace", "view with row stride 2 < C = 4",
+      [] {
+        matrix_f x = matrix_f::Zero(3, 4);
+        rotquant::matrix_view<float> v(x.data(), 3, 4, Eigen::OuterStride<>(2));
+        rotquant::randomized_hadamard(4, 0).apply_inplace(v);
+      },
+      {"row stride 2", "rows would overlap"}, E::error);
+  add(
+      "transform_inplace_null", "transform::fold_into_weight_inplace", "null view of 2 rows",
+      [] {
+        rotquant::matrix_view<double> v(nullptr, 2, 4, Eigen::OuterStride<>(4));
+        rotquant::randomized_hadamard(4, 0).fold_into_weight_inplace(v);
+      },
+      {"null data"}, E::error);
+  add(
       "pool_parallel_for_grain", "thread_pool_executor::parallel_for", "grain -1",
       [] {
         rotquant::thread_pool_executor p(2);
@@ -1707,6 +1741,17 @@ TEST(BadInputTable, LimitsStillAccepted) {
   EXPECT_EQ(rotquant::random_normal_matrix<float>(0, index_t{1} << 62, 0).size(), 0);
   EXPECT_NO_THROW(rotquant::detail::check_alloc(index_t{1} << 20, index_t{1} << 20, 8, "test"));
   EXPECT_NO_THROW(rotquant::thread_pool_executor(3));
+  // Ranges that end at the largest index still run, chunk by chunk, without overflow.
+  std::vector<std::pair<index_t, index_t>> got;
+  const index_t top = std::numeric_limits<index_t>::max();
+  rotquant::serial_executor().parallel_for(
+      top - 5, top, 4, [&](index_t lo, index_t hi) { got.emplace_back(lo, hi); });
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].second, top);
+  rotquant::thread_pool_executor pool(2);
+  std::atomic<index_t> covered{0};
+  pool.parallel_for(top - 100, top, 7, [&](index_t lo, index_t hi) { covered += hi - lo; });
+  EXPECT_EQ(covered.load(), 100);
   io::tensor t = f32_tensor({2, 0, 3}, 0);
   EXPECT_EQ(t.numel(), 0);
   EXPECT_TRUE(t.to_vector<float>().empty());

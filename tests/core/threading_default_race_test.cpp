@@ -31,7 +31,8 @@ TEST(ThreadingDefaultRace, SetDefaultExecutorWhileOtherThreadsRunParallelFor) {
       }
     });
   rotquant::executor* const choices[] = {&a, &b, nullptr};
-  for (int i = 0; i < 100000 && calls.load() < 300; ++i) {
+  // At least 3000 swaps, and on until the users have made 300 calls (bounded).
+  for (int i = 0; i < 3000 || (calls.load() < 300 && i < 1000000); ++i) {
     rotquant::set_default_executor(choices[i % 3]);
     std::this_thread::yield();
   }
@@ -61,7 +62,7 @@ TEST(ThreadingDefaultRace, KernelsOnTheDefaultExecutorWhileItIsSwapped) {
       }
     });
   rotquant::executor* const choices[] = {&a, nullptr, &b};
-  for (int i = 0; i < 100000 && calls.load() < 60; ++i) {
+  for (int i = 0; i < 3000 || (calls.load() < 60 && i < 1000000); ++i) {
     rotquant::set_default_executor(choices[i % 3]);
     std::this_thread::yield();
   }

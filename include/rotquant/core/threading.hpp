@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -32,6 +33,30 @@ namespace rotquant {
 /// A range body: processes [lo, hi).
 using range_body = std::function<void(index_t lo, index_t hi)>;
 
+namespace detail {
+
+/// Throws rotquant::error unless grain >= 1 and, for a non-empty range, end - begin is
+/// representable (so every chunk bound below is computed without overflow). O(1).
+inline void check_range(index_t begin, index_t end, index_t grain) {
+  ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+  ROTQUANT_CHECK(end <= begin || begin >= 0 || end <= std::numeric_limits<index_t>::max() + begin,
+                 "parallel_for: the range [" << begin << ", " << end
+                                             << ") has more elements than index_t can count");
+}
+
+/// Number of chunks of `grain` in [begin, end) (end > begin, checked by check_range).
+inline index_t range_chunks(index_t begin, index_t end, index_t grain) {
+  const index_t len = end - begin;
+  return len / grain + (len % grain != 0 ? 1 : 0);
+}
+
+/// End of the chunk starting at lo: min(end, lo + grain) without forming lo + grain past end.
+inline index_t chunk_end(index_t lo, index_t end, index_t grain) {
+  return end - lo <= grain ? end : lo + grain;
+}
+
+}  // namespace detail
+
 /// Interface of an executor. Implementations must satisfy the contract in the file comment.
 class executor {
  public:
@@ -48,7 +73,9 @@ class serial_executor final : public executor {
  public:
   int concurrency() const override { return 1; }
   void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
-    for (index_t lo = begin; lo < end; lo += grain) body(lo, std::min(end, lo + grain));
+    detail::check_range(begin, end, grain);
+    for (index_t lo = begin; lo < end; lo = detail::chunk_end(lo, end, grain))
+      body(lo, detail::chunk_end(lo, end, grain));
   }
 };
 
@@ -83,9 +110,9 @@ class thread_pool_executor final : public executor {
   int concurrency() const override { return threads_; }
 
   void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
-    ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+    detail::check_range(begin, end, grain);
     if (end <= begin) return;
-    const index_t chunks = (end - begin + grain - 1) / grain;
+    const index_t chunks = detail::range_chunks(begin, end, grain);
     // Nested use (a range body that calls parallel_for on this pool again, e.g. a kernel inside
     // a parallel loop over sequences) runs inline: the pool is already busy with the outer job.
     if (threads_ == 1 || chunks == 1 || current_pool() == this) {
@@ -141,7 +168,7 @@ class thread_pool_executor final : public executor {
       if (c >= j.chunks) return;
       const index_t lo = j.begin + c * j.grain;
       try {
-        (*j.body)(lo, std::min(j.end, lo + j.grain));
+        (*j.body)(lo, detail::chunk_end(lo, j.end, j.grain));
       } catch (...) {
         std::lock_guard<std::mutex> lock(j.failure_mutex);
         if (!j.failure) j.failure = std::current_exception();
@@ -198,15 +225,15 @@ class openmp_executor final : public executor {
       : threads_(threads > 0 ? threads : omp_get_max_threads()) {}
   int concurrency() const override { return threads_; }
   void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body) override {
-    ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+    detail::check_range(begin, end, grain);
     if (end <= begin) return;
-    const index_t chunks = (end - begin + grain - 1) / grain;
+    const index_t chunks = detail::range_chunks(begin, end, grain);
     std::exception_ptr failure;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_)
     for (index_t c = 0; c < chunks; ++c) {
       const index_t lo = begin + c * grain;
       try {
-        body(lo, std::min(end, lo + grain));
+        body(lo, detail::chunk_end(lo, end, grain));
       } catch (...) {
 #pragma omp critical(rotquant_openmp_failure)
         if (!failure) failure = std::current_exception();
@@ -251,7 +278,7 @@ inline void set_default_executor(executor* ex) {
 /// parallel_for through `ex`, or the default executor when ex is null.
 inline void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body,
                          executor* ex = nullptr) {
-  ROTQUANT_CHECK(grain >= 1, "parallel_for: grain must be >= 1, got " << grain);
+  detail::check_range(begin, end, grain);
   if (end <= begin) return;
   (ex ? *ex : default_executor()).parallel_for(begin, end, grain, body);
 }

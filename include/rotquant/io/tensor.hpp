@@ -195,9 +195,9 @@ struct tensor {
   /// element count that overflows int64.
   std::int64_t numel() const { return detail::checked_numel(shape, "tensor::numel"); }
 
-  /// Throws io_error naming `fn` unless the dtype is valid, the shape is (dimensions >= 0, no
-  /// overflow) and `bytes` holds exactly numel * itemsize bytes. O(rank). Every reader of the
-  /// bytes calls it first.
+  /// Throws io_error naming `fn` unless the dtype is valid, the shape is valid (dimensions
+  /// >= 0, no overflow) and `bytes` holds exactly numel * itemsize bytes. O(rank). Every reader of
+  /// the bytes calls it first.
   void check_bytes(const std::string& fn) const;
 
   /// Element i converted to double (exact for every dtype but i64 beyond 2^53). Throws io_error

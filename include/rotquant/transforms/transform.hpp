@@ -388,6 +388,11 @@ class transform {
                   "transform: the element type must be float or double");
     ROTQUANT_CHECK(x.cols() == dim_, who << ": input has " << x.cols()
                                          << " columns, the transform dimension is " << dim_);
+    ROTQUANT_CHECK(x.rows() <= 1 || x.outerStride() >= dim_,
+                   who << ": row stride " << x.outerStride() << " is smaller than the dimension "
+                       << dim_ << " (rows would overlap)");
+    ROTQUANT_CHECK(x.data() != nullptr || x.rows() == 0,
+                   who << ": null data for " << x.rows() << " rows");
     const index_t rows = x.rows();
     if (rows == 0 || stages_.empty()) return;
     // Chunks of rows large enough that per-chunk setup (Hadamard workspace) is amortised.
