@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # test.sh: build and run the whole test suite (README's second command):
-# dev (with consumption tests), asan (ASan+UBSan), scalar (forced reference path) and
+# dev (with consumption tests), asan (ASan+UBSan), tsan (ThreadSanitizer on the threading,
+# GEMM, quantize and pipeline tests only), scalar (forced reference path) and
 # aarch64 (cross-built, run under qemu-aarch64) and fuzz (clang libFuzzer targets of the file
 # parsers, run briefly under ASan+UBSan). Pass preset names to run a subset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/deps.sh
 presets=("$@")
-[ ${#presets[@]} -eq 0 ] && presets=(dev asan scalar aarch64 fuzz)
+[ ${#presets[@]} -eq 0 ] && presets=(dev asan tsan scalar aarch64 fuzz)
 pkgs=(g++ cmake make libeigen3-dev libgtest-dev googletest)
 for p in "${presets[@]}"; do
   case "$p" in
