@@ -36,12 +36,14 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <new>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
+#include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
 #include "rotquant/quant/pack.hpp"
 #include "rotquant/quant/quantizer.hpp"
@@ -61,11 +63,13 @@ class hessian_accumulator {
   /// An empty accumulator for inputs of `cols` features (cols >= 1).
   explicit hessian_accumulator(index_t cols) : cols_(cols) {
     ROTQUANT_CHECK(cols >= 1, "hessian_accumulator: cols must be >= 1 (got " << cols << ")");
-    ROTQUANT_CHECK(
-        static_cast<double>(cols) * static_cast<double>(cols) * sizeof(Scalar) <
-            static_cast<double>(std::numeric_limits<std::ptrdiff_t>::max()) / 4,
-        "hessian_accumulator: a " << cols << " x " << cols << " Hessian cannot be allocated");
-    lower_ = matrix<Scalar>::Zero(cols, cols);
+    detail::check_alloc(cols, cols, sizeof(Scalar), "hessian_accumulator");
+    try {
+      lower_ = matrix<Scalar>::Zero(cols, cols);
+    } catch (const std::bad_alloc&) {
+      ROTQUANT_CHECK(false, "hessian_accumulator: a " << cols << " x " << cols
+                                                      << " Hessian cannot be allocated");
+    }
   }
 
   index_t cols() const { return cols_; }

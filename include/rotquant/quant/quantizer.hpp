@@ -981,6 +981,22 @@ inline quantized_matrix quantize(const quantizer& q, const matrix_f& X) {
 /// Dequantizes: X^[r, c] = value(code) under the element's scale (and zero point), fp32.
 /// Throws if the buffers do not match the shape. O(rows * cols).
 inline matrix_f dequantize(const quantized_matrix& m) {
+  // The fields a user can edit by hand, against what quantize() builds for them.
+  ROTQUANT_CHECK(m.rows >= 0 && m.cols >= 0,
+                 "dequantize: negative shape " << m.rows << " x " << m.cols);
+  m.q.validate(m.rows, m.cols);
+  const index_t want_row_bytes = m.q.packs_nibbles() ? packed_nibble_bytes(m.cols) : m.cols;
+  ROTQUANT_CHECK(m.row_bytes == want_row_bytes,
+                 "dequantize: row_bytes is " << m.row_bytes << ", a row of " << m.cols << " "
+                                             << m.q.name() << " codes takes " << want_row_bytes);
+  ROTQUANT_CHECK(
+      m.group == m.q.group_length(m.cols) && m.groups_per_row == m.q.groups_per_row(m.cols),
+      "dequantize: group " << m.group << " / groups_per_row " << m.groups_per_row
+                           << " do not match the quantizer (must be " << m.q.group_length(m.cols)
+                           << " / " << m.q.groups_per_row(m.cols) << ")");
+  ROTQUANT_CHECK(m.rows == 0 || m.row_bytes == 0 ||
+                     m.rows <= std::numeric_limits<index_t>::max() / m.row_bytes,
+                 "dequantize: " << m.rows << " x " << m.row_bytes << " code bytes overflow");
   const index_t nscales = m.q.gran == granularity::per_tensor ? 1 : m.rows * m.groups_per_row;
   ROTQUANT_CHECK(
       static_cast<index_t>(m.codes.size()) == m.rows * m.row_bytes &&

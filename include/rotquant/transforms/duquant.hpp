@@ -53,6 +53,7 @@ enum class duquant_permutation {
 /// (~1e-16). block >= 2. O(B^2).
 inline matrix_d duquant_base_rotation(index_t block) {
   ROTQUANT_CHECK(block >= 2, "duquant_base_rotation: block size must be >= 2, got " << block);
+  detail::check_alloc(block, block, sizeof(double), "duquant_base_rotation");
   matrix_d g = matrix_d::Zero(block, block);
   for (index_t k = 0; k + 1 < block; ++k) {
     const double kk = static_cast<double>(k);
