@@ -490,11 +490,10 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
                   float v;
                   if (integer) {
                     // encode_element / decode_element for INT, without the format switch.
-                    const float code = std::min(
-                        fqmax,
-                        std::max(fqmin, std::rint(x / p.scale) + static_cast<float>(p.zero)));
+                    const float zf = static_cast<float>(p.zero);
+                    const float code = detail::int_code_f(x, p.scale, zf, fqmin, fqmax);
                     stored = static_cast<std::uint8_t>(static_cast<int>(code) & 0xFF);
-                    v = (code - static_cast<float>(p.zero)) * p.scale;
+                    v = (code - zf) * p.scale;
                   } else {
                     stored = detail::encode_element(q, x, p, qmin, qmax);
                     v = detail::decode_element(q, detail::stored_to_code(q, stored), p);

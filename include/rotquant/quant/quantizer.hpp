@@ -528,6 +528,12 @@ inline int int_encode(float x, const quant_params& p, int qmin, int qmax) {
   return static_cast<int>(std::clamp<long long>(v, qmin, qmax));
 }
 
+/// int_encode in fp32, for vectorizable loops: min(qmax, max(qmin, rint(x / s) + z)) as a float
+/// (the same code: the clamp absorbs |rint(x / s)| >= 2^24 and Inf). The value is (code - z) s.
+inline float int_code_f(float x, float s, float zf, float qmin, float qmax) {
+  return std::min(qmax, std::max(qmin, std::rint(x / s) + zf));
+}
+
 /// Stored code of x for a non-block format (INT code as its low byte / nibble).
 inline std::uint8_t encode_element(const quantizer& q, float x, const quant_params& p, int qmin,
                                    int qmax) {
@@ -815,9 +821,7 @@ inline double search_error(const quantizer& q, const_matrix_view<float> X, const
       const index_t n = std::min(tile, g.c1 - c0);
       const float* x = xr + c0;
       if (integer) {
-        // decode(int_encode(x)) in fp32: the clamp absorbs |rint(x / s)| >= 2^24 and Inf.
-        for (index_t i = 0; i < n; ++i)
-          xh[i] = (std::min(hi, std::max(lo, std::rint(x[i] / s) + zf)) - zf) * s;
+        for (index_t i = 0; i < n; ++i) xh[i] = (int_code_f(x[i], s, zf, lo, hi) - zf) * s;
       } else {
         with_encoder(q, p, [&](auto enc) {
           with_decoder(q, p, [&](auto dec) {
