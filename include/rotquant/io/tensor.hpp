@@ -248,7 +248,8 @@ struct tensor {
                    "tensor::from_matrix: invalid dtype value " << static_cast<int>(t));
     tensor out;
     out.type = t;
-    out.shape = {static_cast<std::int64_t>(m.rows()), static_cast<std::int64_t>(m.cols())};
+    out.shape = std::vector<std::int64_t>{static_cast<std::int64_t>(m.rows()),
+                                          static_cast<std::int64_t>(m.cols())};
     out.bytes.resize(static_cast<std::size_t>(m.size()) * dtype_size(t));
     std::size_t k = 0;
     for (index_t r = 0; r < m.rows(); ++r)

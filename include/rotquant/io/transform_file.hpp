@@ -72,9 +72,11 @@ inline bool reserved_key(const std::string& k, const std::vector<std::string>& n
   return false;
 }
 
+// Shapes are assigned from a constructed vector, not an initializer list: GCC 12 at -O3 reports
+// a false -Wnonnull (memmove of a null pointer) in vector::_M_assign_aux for `shape = {...}`.
 inline tensor vector_tensor(const vector_d& v) {
   tensor t = tensor::from_matrix(v.transpose(), dtype::f64);
-  t.shape = {static_cast<std::int64_t>(v.size())};
+  t.shape = std::vector<std::int64_t>{static_cast<std::int64_t>(v.size())};
   return t;
 }
 
@@ -109,7 +111,7 @@ inline safetensors_file to_safetensors(const transform_bundle& bundle) {
         case stage_kind::permutation: {
           tensor pt;
           pt.type = dtype::i64;
-          pt.shape = {static_cast<std::int64_t>(st.perm.size())};
+          pt.shape = std::vector<std::int64_t>{static_cast<std::int64_t>(st.perm.size())};
           pt.bytes.resize(st.perm.size() * 8);
           for (std::size_t k = 0; k < st.perm.size(); ++k)
             pt.set_element(k, static_cast<double>(st.perm[k]));
@@ -134,7 +136,7 @@ inline safetensors_file to_safetensors(const transform_bundle& bundle) {
           }
           tensor bt;
           bt.type = dtype::f64;
-          bt.shape = {static_cast<std::int64_t>(st.blocks.size()), b, b};
+          bt.shape = std::vector<std::int64_t>{static_cast<std::int64_t>(st.blocks.size()), b, b};
           bt.bytes.resize(st.blocks.size() * static_cast<std::size_t>(b * b) * 8);
           std::size_t k = 0;
           for (const auto& m : st.blocks)
