@@ -3,9 +3,9 @@
 #pragma once
 
 #define ROTQUANT_VERSION_MAJOR 0
-#define ROTQUANT_VERSION_MINOR 1
+#define ROTQUANT_VERSION_MINOR 2
 #define ROTQUANT_VERSION_PATCH 0
-#define ROTQUANT_VERSION_STRING "0.1.0"
+#define ROTQUANT_VERSION_STRING "0.2.0"
 
 namespace rotquant {
 
