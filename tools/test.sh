@@ -13,10 +13,10 @@ presets=("$@")
 pkgs=(g++ cmake make libeigen3-dev libgtest-dev googletest)
 for p in "${presets[@]}"; do
   case "$p" in
-    dev) pkgs+=(python3-numpy python3-torch) ;;  # the exporter's end-to-end test
+    dev) pkgs+=(python3-numpy python3-torch pkg-config) ;;  # exporter and pkg-config tests
     aarch64) pkgs+=(g++-aarch64-linux-gnu qemu-user) ;;
     fuzz) pkgs+=(clang libclang-rt-dev) ;;
-    release) pkgs+=(libbenchmark-dev) ;;
+    release) pkgs+=(libbenchmark-dev pkg-config) ;;
   esac
 done
 rq_ensure_packages "${pkgs[@]}"
