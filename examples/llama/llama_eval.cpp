@@ -227,6 +227,9 @@ int main(int argc, char** argv) {
       else
         throw std::invalid_argument("--dfrot-rule: '" + r +
                                     "' is not one of released, mistral, magnitude");
+    } else if (a == "--version") {
+      std::printf("rotquant-llama-eval %s\n", ROTQUANT_VERSION_STRING);
+      return 0;
     } else if (a == "--only") {
       std::stringstream list(next());
       for (std::string n; std::getline(list, n, ',');) only.push_back(n);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // cli.hpp: what the rotquant command-line tools share: option parsing, exit codes (0 success,
-// 1 bad input: any rotquant::error or I/O failure, 2 usage error), number formatting and the
-// per-layer progress display on stderr.
+// 1 bad input: any rotquant::error or I/O failure, 2 usage error), --version, number formatting
+// and the per-layer progress display on stderr.
 #pragma once
 
 #include <chrono>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "rotquant/core/error.hpp"
+#include "rotquant/version.hpp"
 
 #if defined(_WIN32)
 #include <io.h>
@@ -31,11 +32,18 @@ class usage_error : public std::runtime_error {
 };
 
 /// Runs body(args) and maps its outcome to the exit code, printing the message on stderr as
-/// "TOOL: error: ...". body returns the exit code for the normal path.
+/// "TOOL: error: ...". body returns the exit code for the normal path. `--version` anywhere on
+/// the command line prints "TOOL VERSION" (rotquant's version) and exits 0 instead.
 template <class Body>
 int run_tool(const char* tool, int argc, char** argv, Body body) {
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
+    for (const std::string& a : args) {
+      if (a == "--version") {
+        std::printf("%s %s\n", tool, ROTQUANT_VERSION_STRING);
+        return 0;
+      }
+    }
     return body(args);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "%s: usage error: %s\n(run '%s --help' for the options)\n", tool, e.what(),
