@@ -65,7 +65,8 @@ Examples:
   export_rotations.py activations acts.pt acts.safetensors
 
 Exit status: 0 on success, 1 for a bad input (the message says what and
-where), 2 for bad usage, 3 when PyTorch is needed but cannot be imported.
+where), 2 for bad usage, 3 when NumPy, or PyTorch for a torch file, cannot be
+imported (the message names the interpreter and the packages to install).
 """
 
 import argparse
@@ -77,10 +78,31 @@ import re
 import sys
 import tempfile
 
-import numpy as np
-
 EXIT_BAD_INPUT = 1
 EXIT_MISSING_DEPENDENCY = 3
+
+# Debian's python3-numpy and python3-torch import only in the system interpreter.
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+def install_hint(package, debian, pip):
+    """How to get `package` (as a sentence tail) for this interpreter."""
+    if os.path.realpath(sys.executable) == os.path.realpath(SYSTEM_PYTHON):
+        return "install it with `apt-get install %s` (Debian)" % debian
+    return ("run it with %s after `apt-get install %s` (Debian), or install "
+            "%s for this interpreter (%s -m pip install %s)"
+            % (SYSTEM_PYTHON, debian, package, sys.executable or "python3",
+               pip))
+
+
+try:
+    import numpy as np
+except ImportError as _numpy_error:
+    print("export_rotations.py needs NumPy, which %s cannot import (%s): %s"
+          % (sys.executable or "this interpreter", _numpy_error,
+             install_hint("NumPy", "python3-numpy", "numpy")),
+          file=sys.stderr)
+    sys.exit(EXIT_MISSING_DEPENDENCY)
 
 PRODUCER = "rotquant tools/export_rotations.py"
 DEFAULT_TOL = 1e-4
@@ -91,7 +113,7 @@ class ExportError(Exception):
 
 
 class MissingDependency(Exception):
-    """PyTorch is needed and absent: exit status 3."""
+    """PyTorch is needed and absent: exit status 3 (as for NumPy)."""
 
 
 def warn(message):
@@ -426,9 +448,10 @@ def import_torch(path):
         import torch
     except ImportError as e:
         raise MissingDependency(
-            "reading '%s' needs PyTorch, which %s cannot import (%s); "
-            "install it (Debian: apt-get install python3-torch) or convert "
-            "the file to .npy first" % (path, sys.executable, e))
+            "reading '%s' needs PyTorch, which %s cannot import (%s): %s; "
+            "or convert the file to .npy first"
+            % (path, sys.executable, e,
+               install_hint("PyTorch", "python3-torch", "torch")))
     return torch
 
 
