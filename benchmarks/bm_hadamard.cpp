@@ -4,11 +4,16 @@
 // as QuaRot's CPU code does it), a dense Eigen rotation X T^T, and a plain memcpy of the same
 // bytes (the memory-speed floor for batches beyond the caches).
 //
+// Names spell out every argument: BM_rotquant/n:4096/rows:2048/isa:auto (isa: auto = the best
+// path of this CPU, its name in the label; scalar, avx2, avx512: that path forced), the peers
+// BM_textbook/n:4096/rows:2048, BM_eigen_dense/..., BM_memcpy/...
 // Counters (per CPU second of the one benchmark thread, so a busy shared machine inflates wall
-// time but not these): ns_per_row, bytes_per_second (read + write of the rows) and
-// el_log2n_per_ns = rows * n * log2(n) / ns. rows = 32 keeps the batch in L2 (compute speed);
-// rows = 2048 and 8192 exceed it (memory speed). Run on one core, e.g.
-//   bm_hadamard --benchmark_min_time=0.2
+// time but not these): time_per_row (CPU time / rows, printed in s, ms, us or ns),
+// bytes_per_second (read + write of the rows) and el_log2n_per_second = rows * n * log2(n)
+// per second (the FFT-style work rate: 1G/s is one element x log2(n) per ns). rows = 32 keeps
+// the batch in L2 (compute speed); rows = 2048 and 8192 exceed it (memory speed). Run on one
+// core, e.g. (Google Benchmark 1.7 takes --benchmark_min_time as a plain number of seconds)
+//   bm_hadamard --benchmark_filter='n:4096/' --benchmark_min_time=0.2
 // Eigen's own AVX-512 GEMM (the dense peer, built with -march=native) trips GCC 12's
 // -Wmaybe-uninitialized inside the intrinsic headers (GCC bug 105593); silence it for this file.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -20,6 +25,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "rotquant/core/dispatch.hpp"
@@ -40,20 +46,28 @@ std::vector<float> random_rows(index_t rows, index_t n) {
 void set_counters(benchmark::State& state, index_t rows, index_t n) {
   const double it = static_cast<double>(state.iterations());
   const double elems = static_cast<double>(rows) * static_cast<double>(n) * it;
-  state.counters["ns_per_row"] =
-      benchmark::Counter(static_cast<double>(rows) * it * 1e-9,
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  // Seconds per row: an inverted rate (rows per second, inverted), so the console prints a time.
+  state.counters["time_per_row"] = benchmark::Counter(
+      static_cast<double>(rows) * it, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
   state.counters["bytes_per_second"] =
       benchmark::Counter(2.0 * 4.0 * elems, benchmark::Counter::kIsRate);
-  state.counters["el_log2n_per_ns"] = benchmark::Counter(
-      elems * std::log2(static_cast<double>(n)) * 1e-9, benchmark::Counter::kIsRate);
+  state.counters["el_log2n_per_second"] =
+      benchmark::Counter(elems * std::log2(static_cast<double>(n)), benchmark::Counter::kIsRate);
 }
 
-// args: n, rows, isa (0 scalar, 1 avx2, 2 avx512, 3 neon; -1 = best)
-void BM_rotquant(benchmark::State& state) {
-  const index_t n = state.range(0), rows = state.range(1);
-  const auto which =
-      state.range(2) < 0 ? rotquant::best_isa() : static_cast<rotquant::isa>(state.range(2));
+// The ISA argument of BM_rotquant: auto (the best path of this CPU) or one path forced.
+struct isa_choice {
+  const char* name;
+  bool automatic;
+  rotquant::isa path;
+};
+const isa_choice kAuto = {"auto", true, rotquant::isa::scalar};
+const isa_choice kScalar = {"scalar", false, rotquant::isa::scalar};
+const isa_choice kAvx2 = {"avx2", false, rotquant::isa::avx2};
+const isa_choice kAvx512 = {"avx512", false, rotquant::isa::avx512};
+
+void BM_rotquant(benchmark::State& state, index_t n, index_t rows, isa_choice choice) {
+  const auto which = choice.automatic ? rotquant::best_isa() : choice.path;
   if (!rotquant::isa_available(which)) {
     state.SkipWithError("ISA not available");
     return;
@@ -66,7 +80,7 @@ void BM_rotquant(benchmark::State& state) {
     benchmark::DoNotOptimize(data.data());
     benchmark::ClobberMemory();
   }
-  state.SetLabel(rotquant::to_string(which));
+  if (choice.automatic) state.SetLabel(rotquant::to_string(which));
   set_counters(state, rows, n);
 }
 
@@ -145,14 +159,24 @@ void BM_memcpy(benchmark::State& state) {
 
 const index_t kSizes[] = {128, 4096, 5120, 8192, 11008, 14336, 16384, 18944};
 
-void rotquant_args(benchmark::internal::Benchmark* b) {
-  for (index_t rows : {2048, 8192})
-    for (index_t n : kSizes) b->Args({n, rows, -1});
-  // Per-ISA figures at n = 4096 (the reference size), beyond cache and in L2 (32 rows).
-  for (int i : {0, 1, 2}) b->Args({4096, 2048, i});
-  for (index_t n : kSizes)
-    for (int i : {1, 2}) b->Args({n, 32, i});
+// BM_rotquant/n:N/rows:R/isa:NAME, one registration per point (the ISA spelled out).
+void add_rotquant(index_t n, index_t rows, const isa_choice& choice) {
+  const std::string name = "BM_rotquant/n:" + std::to_string(n) + "/rows:" + std::to_string(rows) +
+                           "/isa:" + choice.name;
+  benchmark::RegisterBenchmark(name.c_str(), BM_rotquant, n, rows, choice)
+      ->Unit(benchmark::kMicrosecond);
 }
+
+int register_rotquant() {
+  for (index_t rows : {2048, 8192})
+    for (index_t n : kSizes) add_rotquant(n, rows, kAuto);
+  // Per-ISA figures at n = 4096 (the reference size), beyond cache and in L2 (32 rows).
+  for (const isa_choice& c : {kScalar, kAvx2, kAvx512}) add_rotquant(4096, 2048, c);
+  for (index_t n : kSizes)
+    for (const isa_choice& c : {kAvx2, kAvx512}) add_rotquant(n, 32, c);
+  return 0;
+}
+[[maybe_unused]] const int rotquant_registered = register_rotquant();
 
 void peer_args(benchmark::internal::Benchmark* b) {
   for (index_t rows : {2048, 8192})
@@ -173,9 +197,14 @@ void dense_args(benchmark::internal::Benchmark* b) {
   for (index_t n : {128, 4096, 5120}) b->Args({n, 2048});
 }
 
-BENCHMARK(BM_rotquant)->Apply(rotquant_args)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_textbook)->Apply(textbook_args)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_memcpy)->Apply(peer_args)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_eigen_dense)->Apply(dense_args)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_textbook)
+    ->Apply(textbook_args)
+    ->ArgNames({"n", "rows"})
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_memcpy)->Apply(peer_args)->ArgNames({"n", "rows"})->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_eigen_dense)
+    ->Apply(dense_args)
+    ->ArgNames({"n", "rows"})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
