@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // bm_gemm.cpp: packed W4A4 / W4A8 GEMM on LLaMA-2-7B shapes vs Eigen fp32 and oneDNN int8.
 //
-// Counters: GOPS = 2 M N K / time (10^9 per second). "q" = activation quantization included.
+// Names spell out every argument: BM_w4a4_qsi4cx_qsi4dx/M:2048/N:4096/thr:1/quant:excl/isa:avx512
+// (thr = rotquant's pool size; quant:incl = the activation quantization inside the timed loop,
+// quant:excl = the GEMM alone), BM_formats/M:2048/N:4096/wfmt:qsi4cg/afmt:qsi4dx/group:128.
+// Counters: ops_per_second = 2 M N K per second (the console's 386G/s is 386 GOPS);
+// bytes_per_second = the packed weight bytes read per second (cold decode and its read peer).
 // Peers in this binary: Eigen float GEMM (Y = X W^T, one thread) and, when built with
 // ROTQUANT_HAVE_DNNL, oneDNN's u8 x s8 -> s32 matmul with weights reordered once (its threads
 // follow OMP_NUM_THREADS; run with OMP_NUM_THREADS=1 for the single-core comparison).
@@ -18,6 +22,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "rotquant/core/rng.hpp"
@@ -62,16 +68,24 @@ const rotquant::packed_weights& packed(index_t n, weight_format f, index_t group
 }
 
 void set_gops(benchmark::State& st, index_t m, index_t n) {
-  st.counters["GOPS"] = benchmark::Counter(2.0 * static_cast<double>(m) * n * K * 1e-9,
-                                           benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["ops_per_second"] = benchmark::Counter(2.0 * static_cast<double>(m) * n * K,
+                                                     benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// args: M, N, threads, quantize included (0/1), isa (1 = avx2, 2 = avx512)
-void BM_w4a4_qsi4cx_qsi4dx(benchmark::State& st) {
-  const index_t m = st.range(0), n = st.range(1);
-  const int threads = static_cast<int>(st.range(2));
-  const bool with_quant = st.range(3) != 0;
-  const auto path = static_cast<rotquant::isa>(st.range(4));
+void set_bytes(benchmark::State& st, std::size_t bytes) {
+  st.counters["bytes_per_second"] =
+      benchmark::Counter(static_cast<double>(bytes), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+std::string arg(const char* key, index_t v) {
+  return "/" + std::string(key) + ":" + std::to_string(v);
+}
+std::string arg(const char* key, const char* v) {
+  return "/" + std::string(key) + ":" + v;
+}
+
+void BM_w4a4_qsi4cx_qsi4dx(benchmark::State& st, index_t m, index_t n, int threads, bool with_quant,
+                           rotquant::isa path) {
   if (!rotquant::isa_available(path)) {
     st.SkipWithError("ISA not available");
     return;
@@ -90,24 +104,26 @@ void BM_w4a4_qsi4cx_qsi4dx(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   set_gops(st, m, n);
-  st.SetLabel(std::string(rotquant::to_string(path)) + (with_quant ? " +quant" : " gemm only"));
 }
 
-void w4a4_args(benchmark::internal::Benchmark* b) {
-  for (int isa_id : {2, 1})
+int register_w4a4() {
+  for (rotquant::isa path : {rotquant::isa::avx512, rotquant::isa::avx2})
     for (int threads : {1, 2})
-      for (int q : {0, 1})
+      for (bool q : {false, true})
         for (index_t n : {4096, 11008})
           for (index_t m : {1, 16, 128, 2048}) {
-            if (isa_id == 1 && (q == 1 || n != 4096)) continue;  // AVX2: fewer points
-            b->Args({m, n, threads, q, isa_id});
+            if (path == rotquant::isa::avx2 && (q || n != 4096)) continue;  // AVX2: fewer points
+            const std::string name = "BM_w4a4_qsi4cx_qsi4dx" + arg("M", m) + arg("N", n) +
+                                     arg("thr", threads) + arg("quant", q ? "incl" : "excl") +
+                                     arg("isa", rotquant::to_string(path));
+            benchmark::RegisterBenchmark(name.c_str(), BM_w4a4_qsi4cx_qsi4dx, m, n, threads, q,
+                                         path)
+                ->UseRealTime()
+                ->Unit(benchmark::kMillisecond);
           }
+  return 0;
 }
-BENCHMARK(BM_w4a4_qsi4cx_qsi4dx)
-    ->Apply(w4a4_args)
-    ->ArgNames({"M", "N", "thr", "q", "isa"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+[[maybe_unused]] const int w4a4_registered = register_w4a4();
 
 // Decode with weights far larger than the caches: cycle through enough copies of the packed
 // 4096 x 4096 weights (8 MiB each) to exceed L3 (32 MiB) several times.
@@ -124,11 +140,15 @@ void BM_w4a4_decode_cold(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   set_gops(st, 1, n);
-  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(ws[0].data.size()) * 1e-9,
-                                           benchmark::Counter::kIsIterationInvariantRate);
-  st.SetLabel("weights streamed from DRAM (12 copies)");
+  set_bytes(st, ws[0].data.size());
+  st.SetLabel("M = 1, weights streamed from DRAM (12 copies)");
 }
-BENCHMARK(BM_w4a4_decode_cold)->Arg(4096)->Arg(11008)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_w4a4_decode_cold)
+    ->Arg(4096)
+    ->Arg(11008)
+    ->ArgNames({"N"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Peer of the cold decode: one core reading the same packed weight bytes (the same 12 copies, in
 // the same order) and summing them as 64-bit words: the DRAM read rate a decode kernel can reach
@@ -152,19 +172,19 @@ void BM_stream_read_cold(benchmark::State& st) {
     i = (i + 1) % copies;
     benchmark::DoNotOptimize(total);
   }
-  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(words * 8) * 1e-9,
-                                           benchmark::Counter::kIsIterationInvariantRate);
+  set_bytes(st, words * 8);
   st.SetLabel("read peer: the same bytes summed");
 }
-BENCHMARK(BM_stream_read_cold)->Arg(4096)->Arg(11008)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_read_cold)
+    ->Arg(4096)
+    ->Arg(11008)
+    ->ArgNames({"N"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Other formats at M = 2048 (and M = 1), one thread, GEMM only.
-// args: M, N, weight format, activation format, group
-void BM_formats(benchmark::State& st) {
-  const index_t m = st.range(0), n = st.range(1);
-  const auto wf = static_cast<weight_format>(st.range(2));
-  const auto af = static_cast<act_format>(st.range(3));
-  const index_t group = st.range(4);
+void BM_formats(benchmark::State& st, index_t m, index_t n, weight_format wf, act_format af,
+                index_t group) {
   const auto& pw = packed(n, wf, group);
   const auto pa = rotquant::quantize_activations(activations_f32(m), af, 1.0f, group);
   matrix_f out(m, n);
@@ -173,27 +193,34 @@ void BM_formats(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   set_gops(st, m, n);
-  st.SetLabel(std::string(rotquant::to_string(wf)) + " x " + rotquant::to_string(af) +
-              (group ? " g" + std::to_string(group) : std::string()));
 }
-BENCHMARK(BM_formats)
-    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cg),
-            static_cast<int>(act_format::qsi4dx), 128})
-    ->Args({2048, 4096, static_cast<int>(weight_format::mxfp4), static_cast<int>(act_format::mxfp4),
-            0})
-    ->Args({2048, 4096, static_cast<int>(weight_format::nvfp4), static_cast<int>(act_format::nvfp4),
-            0})
-    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cx),
-            static_cast<int>(act_format::qsi8dx), 0})
-    ->Args({2048, 4096, static_cast<int>(weight_format::qsi4cx),
-            static_cast<int>(act_format::qai4dx), 0})
-    ->Args({1, 4096, static_cast<int>(weight_format::qsi4cg), static_cast<int>(act_format::qsi4dx),
-            128})
-    ->Args({1, 4096, static_cast<int>(weight_format::mxfp4), static_cast<int>(act_format::mxfp4),
-            0})
-    ->ArgNames({"M", "N", "wf", "af", "g"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+
+// BM_formats/M:2048/N:4096/wfmt:qsi4cg/afmt:qsi4dx[/group:128] (group only where grouped).
+int register_formats() {
+  struct point {
+    index_t m;
+    weight_format wf;
+    act_format af;
+    index_t group;
+  };
+  const point points[] = {{2048, weight_format::qsi4cg, act_format::qsi4dx, 128},
+                          {2048, weight_format::mxfp4, act_format::mxfp4, 0},
+                          {2048, weight_format::nvfp4, act_format::nvfp4, 0},
+                          {2048, weight_format::qsi4cx, act_format::qsi8dx, 0},
+                          {2048, weight_format::qsi4cx, act_format::qai4dx, 0},
+                          {1, weight_format::qsi4cg, act_format::qsi4dx, 128},
+                          {1, weight_format::mxfp4, act_format::mxfp4, 0}};
+  for (const point& p : points) {
+    const std::string name =
+        "BM_formats" + arg("M", p.m) + arg("N", 4096) + arg("wfmt", rotquant::to_string(p.wf)) +
+        arg("afmt", rotquant::to_string(p.af)) + (p.group ? arg("group", p.group) : std::string());
+    benchmark::RegisterBenchmark(name.c_str(), BM_formats, p.m, index_t{4096}, p.wf, p.af, p.group)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+[[maybe_unused]] const int formats_registered = register_formats();
 
 // Peer: Eigen fp32 GEMM, Y = X W^T (single thread).
 void BM_eigen_f32(benchmark::State& st) {
