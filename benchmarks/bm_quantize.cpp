@@ -2,12 +2,16 @@
 // bm_quantize.cpp: per-token activation quantize + pack (INT4, INT8, MXFP4, NVFP4) on 2048 x 4096
 // floats, alone and fused with the online Hadamard, vs a plain copy of the same bytes.
 //
-// Counter GB/s counts the float input bytes read (m * k * 4) per second, so every row compares
-// directly with the copy peer (which reads and writes those bytes once).
+// Names spell out every argument: BM_quantize/fmt:qsi4dx/thr:1 (thr = rotquant's pool size),
+// BM_quantize_path/fmt:mxfp4/isa:avx2, BM_ratio_to_copy/fmt:nvfp4/scale:static/thr:1, ...; the
+// label names the SIMD path that ran where it was not forced.
+// Counter bytes_per_second counts the float input bytes read (m * k * 4) per second, so every
+// row compares directly with the copy peer (which reads and writes those bytes once).
 #include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "rotquant/core/rng.hpp"
@@ -29,9 +33,19 @@ const matrix_f& input() {
 }
 
 void set_rate(benchmark::State& st) {
-  st.counters["GB/s"] = benchmark::Counter(static_cast<double>(M) * K * 4 * 1e-9,
-                                           benchmark::Counter::kIsIterationInvariantRate);
+  st.counters["bytes_per_second"] = benchmark::Counter(
+      static_cast<double>(M) * K * 4, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+std::string arg(const char* key, index_t v) {
+  return "/" + std::string(key) + ":" + std::to_string(v);
+}
+std::string arg(const char* key, const char* v) {
+  return "/" + std::string(key) + ":" + v;
+}
+
+const act_format kFormats[] = {act_format::qsi4dx, act_format::qai4dx, act_format::qsi8dx,
+                               act_format::mxfp4, act_format::nvfp4};
 
 // Peer: memcpy of the float activations (what any pass over them costs at least).
 void BM_copy_f32(benchmark::State& st) {
@@ -47,10 +61,8 @@ void BM_copy_f32(benchmark::State& st) {
 }
 BENCHMARK(BM_copy_f32)->UseRealTime()->Unit(benchmark::kMillisecond);
 
-// args: activation format, threads
-void BM_quantize(benchmark::State& st) {
-  const auto f = static_cast<act_format>(st.range(0));
-  rotquant::thread_pool_executor pool(static_cast<int>(st.range(1)));
+void BM_quantize(benchmark::State& st, act_format f, int threads) {
+  rotquant::thread_pool_executor pool(threads);
   rotquant::packed_activations out;
   rotquant::quantize_activations(rotquant::view(input()), f, out, 1.0f, 128, &pool);
   for (auto _ : st) {
@@ -58,30 +70,33 @@ void BM_quantize(benchmark::State& st) {
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string(rotquant::to_string(f)) + " " +
-              rotquant::to_string(rotquant::active_isa()));
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
-BENCHMARK(BM_quantize)
-    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::qai4dx),
-                    static_cast<int>(act_format::qsi8dx), static_cast<int>(act_format::mxfp4),
-                    static_cast<int>(act_format::nvfp4)},
-                   {1, 2}})
-    ->ArgNames({"fmt", "thr"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+int register_quantize() {
+  for (int threads : {1, 2})
+    for (act_format f : kFormats) {
+      const std::string name =
+          "BM_quantize" + arg("fmt", rotquant::to_string(f)) + arg("thr", threads);
+      benchmark::RegisterBenchmark(name.c_str(), BM_quantize, f, threads)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  return 0;
+}
+[[maybe_unused]] const int quantize_registered = register_quantize();
 
 // The ratio to the copy peer from one run: every iteration times one copy and then one quantize
-// back to back, so the shared machine's slow drift hits both alike. Counter x_copy = total
-// quantize time / total copy time (the figure the targets are stated in); the reported time is
-// the quantize alone. args: format, NVFP4 tensor scale static (1) or from X (0), threads.
-void BM_ratio_to_copy(benchmark::State& st) {
+// back to back, so the shared machine's slow drift hits both alike. Counter pct_of_copy = total
+// quantize time / total copy time in percent (85 = 0.85x the copy's time, the figure the targets
+// are stated in); the reported time is the quantize alone. NVFP4 runs with a static
+// (calibrated) tensor scale or the dynamic one from X (scale:static / scale:dynamic).
+void BM_ratio_to_copy(benchmark::State& st, act_format f, bool static_scale, int threads) {
   using clock = std::chrono::steady_clock;
-  const auto f = static_cast<act_format>(st.range(0));
-  rotquant::thread_pool_executor pool(static_cast<int>(st.range(2)));
+  rotquant::thread_pool_executor pool(threads);
   rotquant::quantize_options opt;
   opt.group = 128;
   opt.ex = &pool;
-  if (st.range(1) != 0) opt.nvfp4_tensor_scale = rotquant::nvfp4_tensor_scale(input());
+  if (static_scale) opt.nvfp4_tensor_scale = rotquant::nvfp4_tensor_scale(input());
   const matrix_f& x = input();
   std::vector<float> dst(static_cast<std::size_t>(M * K));
   rotquant::packed_activations out;
@@ -101,21 +116,33 @@ void BM_ratio_to_copy(benchmark::State& st) {
     quant_s += std::chrono::duration<double>(t2 - t1).count();
     st.SetIterationTime(std::chrono::duration<double>(t2 - t1).count());
   }
-  st.counters["x_copy"] = copy_s > 0.0 ? quant_s / copy_s : 0.0;
+  st.counters["pct_of_copy"] = copy_s > 0.0 ? 100.0 * quant_s / copy_s : 0.0;
   set_rate(st);
-  st.SetLabel(
-      std::string(rotquant::to_string(f)) +
-      (f == act_format::nvfp4 ? (st.range(1) != 0 ? " static scale" : " dynamic scale") : "") +
-      " vs copy, same iterations");
+  st.SetLabel(std::string(rotquant::to_string(rotquant::active_isa())) +
+              ", vs copy in the same iterations");
 }
-BENCHMARK(BM_ratio_to_copy)
-    ->Args({static_cast<int>(act_format::qsi4dx), 0, 1})
-    ->Args({static_cast<int>(act_format::mxfp4), 0, 1})
-    ->Args({static_cast<int>(act_format::nvfp4), 0, 1})
-    ->Args({static_cast<int>(act_format::nvfp4), 1, 1})
-    ->ArgNames({"fmt", "static", "thr"})
-    ->UseManualTime()
-    ->Unit(benchmark::kMillisecond);
+int register_ratio_to_copy() {
+  struct point {
+    act_format f;
+    bool static_scale;
+  };
+  const point points[] = {{act_format::qsi4dx, false},
+                          {act_format::mxfp4, false},
+                          {act_format::nvfp4, false},
+                          {act_format::nvfp4, true}};
+  for (const point& p : points) {
+    const std::string name =
+        "BM_ratio_to_copy" + arg("fmt", rotquant::to_string(p.f)) +
+        (p.f == act_format::nvfp4 ? arg("scale", p.static_scale ? "static" : "dynamic")
+                                  : std::string()) +
+        arg("thr", 1);
+    benchmark::RegisterBenchmark(name.c_str(), BM_ratio_to_copy, p.f, p.static_scale, 1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+  return 0;
+}
+[[maybe_unused]] const int ratio_registered = register_ratio_to_copy();
 
 // Per-token FP4 E2M1 (s = absmax / 6 per row, nibble codes): the fast path of
 // quantize_fp4_e2m1_rows; args: threads.
@@ -128,7 +155,7 @@ void BM_quantize_fp4_e2m1(benchmark::State& st) {
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string("fp4 e2m1 per token ") + rotquant::to_string(rotquant::active_isa()));
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
 BENCHMARK(BM_quantize_fp4_e2m1)
     ->Arg(1)
@@ -150,7 +177,7 @@ void BM_quantize_nvfp4_static(benchmark::State& st) {
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string("nvfp4 static scale ") + rotquant::to_string(rotquant::active_isa()));
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
 BENCHMARK(BM_quantize_nvfp4_static)
     ->Arg(1)
@@ -159,10 +186,8 @@ BENCHMARK(BM_quantize_nvfp4_static)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
-// Each SIMD path of the same kernel on one thread; args: format, path (rotquant::isa).
-void BM_quantize_path(benchmark::State& st) {
-  const auto f = static_cast<act_format>(st.range(0));
-  const auto path = static_cast<rotquant::isa>(st.range(1));
+// Each SIMD path of the same kernel on one thread.
+void BM_quantize_path(benchmark::State& st, act_format f, rotquant::isa path) {
   if (!rotquant::isa_available(path)) {
     st.SkipWithError("path not available on this CPU");
     return;
@@ -174,38 +199,46 @@ void BM_quantize_path(benchmark::State& st) {
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string(rotquant::to_string(f)) + " " + rotquant::to_string(path));
 }
-BENCHMARK(BM_quantize_path)
-    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::qai4dx),
-                    static_cast<int>(act_format::mxfp4), static_cast<int>(act_format::nvfp4)},
-                   {static_cast<int>(rotquant::isa::scalar), static_cast<int>(rotquant::isa::avx2),
-                    static_cast<int>(rotquant::isa::avx512)}})
-    ->ArgNames({"fmt", "isa"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+int register_quantize_path() {
+  for (rotquant::isa path : {rotquant::isa::scalar, rotquant::isa::avx2, rotquant::isa::avx512})
+    for (act_format f :
+         {act_format::qsi4dx, act_format::qai4dx, act_format::mxfp4, act_format::nvfp4}) {
+      const std::string name = "BM_quantize_path" + arg("fmt", rotquant::to_string(f)) +
+                               arg("isa", rotquant::to_string(path));
+      benchmark::RegisterBenchmark(name.c_str(), BM_quantize_path, f, path)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  return 0;
+}
+[[maybe_unused]] const int path_registered = register_quantize_path();
 
-// Fused online Hadamard (n = 4096 whole rows, or 128-blocks) + quantize; args: fmt, n, threads.
-void BM_hadamard_quantize_fused(benchmark::State& st) {
-  const auto f = static_cast<act_format>(st.range(0));
-  const rotquant::hadamard_plan plan(st.range(1));
-  rotquant::thread_pool_executor pool(static_cast<int>(st.range(2)));
+// Fused online Hadamard (n = 4096 whole rows, or 128-blocks) + quantize.
+void BM_hadamard_quantize_fused(benchmark::State& st, act_format f, index_t n, int threads) {
+  const rotquant::hadamard_plan plan(n);
+  rotquant::thread_pool_executor pool(threads);
   rotquant::packed_activations out;
   for (auto _ : st) {
     rotquant::quantize_activations_rotated(rotquant::view(input()), plan, f, out, 1.0f, 0, &pool);
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string("fused H") + std::to_string(st.range(1)) + " + " +
-              rotquant::to_string(f));
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
-BENCHMARK(BM_hadamard_quantize_fused)
-    ->ArgsProduct({{static_cast<int>(act_format::qsi4dx), static_cast<int>(act_format::mxfp4)},
-                   {4096, 128},
-                   {1, 2}})
-    ->ArgNames({"fmt", "n", "thr"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+int register_hadamard_quantize_fused() {
+  for (int threads : {1, 2})
+    for (index_t n : {4096, 128})
+      for (act_format f : {act_format::qsi4dx, act_format::mxfp4}) {
+        const std::string name = "BM_hadamard_quantize_fused" + arg("fmt", rotquant::to_string(f)) +
+                                 arg("n", n) + arg("thr", threads);
+        benchmark::RegisterBenchmark(name.c_str(), BM_hadamard_quantize_fused, f, n, threads)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+  return 0;
+}
+[[maybe_unused]] const int fused_registered = register_hadamard_quantize_fused();
 
 // Fused Hadamard + NVFP4 with a static tensor scale (one pass); args: n, threads.
 void BM_hadamard_quantize_nvfp4_static(benchmark::State& st) {
@@ -223,7 +256,7 @@ void BM_hadamard_quantize_nvfp4_static(benchmark::State& st) {
     benchmark::DoNotOptimize(out.codes.data());
   }
   set_rate(st);
-  st.SetLabel(std::string("fused H") + std::to_string(st.range(0)) + " + nvfp4 static scale");
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
 BENCHMARK(BM_hadamard_quantize_nvfp4_static)
     ->ArgsProduct({{4096, 128}, {1, 2}})
@@ -251,6 +284,7 @@ void BM_hadamard_then_quantize(benchmark::State& st) {
 BENCHMARK(BM_hadamard_then_quantize)
     ->Arg(4096)
     ->Arg(128)
+    ->ArgNames({"n"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
