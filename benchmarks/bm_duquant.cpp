@@ -6,9 +6,10 @@
 // Data: "llm": LLM-like activation (lognormal per-channel scales, 8 outlier channels with
 // a consistent offset of 20-60, 3 massive tokens of 500-1500 in 2 channels); "gauss": plain
 // N(0, 1), the worst case for the norm bound (every row norm is close to every other).
-// Counters: row_steps = B x B row products performed by the two searches; the straightforward
-// search does 2 * (T C / B) * N of them. Run e.g.
-//   build/hd-rel/benchmarks/bm_duquant --benchmark_counters_tabular=true
+// Names: BM_duquant_<search>_<data>/C:4096. Counters (counts, no unit): row_steps = B x B row
+// products performed by the two searches; full_row_steps = the 2 * (T C / B) * N of them the
+// straightforward search does; k1, k2 = the zigzag step counts the two searches chose. Run e.g.
+//   build/release/benchmarks/bm_duquant --benchmark_counters_tabular=true
 // GCC 12 reports a false -Wmaybe-uninitialized inside Eigen's AVX-512 GEMM packing (the
 // intrinsics headers) under -march=native; silenced for the headers only.
 #pragma GCC diagnostic push
@@ -86,15 +87,26 @@ void BM_duquant_straightforward_gauss(benchmark::State& s) {
   run(s, false, true);
 }
 
-BENCHMARK(BM_duquant_fast_llm)->Arg(4096)->Arg(11008)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_duquant_fast_llm)
+    ->Arg(4096)
+    ->Arg(11008)
+    ->ArgNames({"C"})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
 BENCHMARK(BM_duquant_straightforward_llm)
     ->Arg(4096)
     ->Arg(11008)
+    ->ArgNames({"C"})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
-BENCHMARK(BM_duquant_fast_gauss)->Arg(4096)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK(BM_duquant_fast_gauss)
+    ->Arg(4096)
+    ->ArgNames({"C"})
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(1);
 BENCHMARK(BM_duquant_straightforward_gauss)
     ->Arg(4096)
+    ->ArgNames({"C"})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 

@@ -7,7 +7,8 @@
 // (quantizer::gptq_weight(4, true, true)); QuaRot's fasterquant defaults (block 128, percdamp
 // 0.01, no act-order).
 //
-// Rows (times are real time; threads = rotquant::thread_pool_executor size, caller included):
+// Names: BM_gptq_layer/n:4096/rows:2048/thr:1 (n x n weight, rows = calibration rows, thr =
+// rotquant::thread_pool_executor size, caller included). Rows (times are real time):
 //   BM_gptq_layer            end to end: hessian_accumulator<float>::add(X) + hessian() + gptq()
 //   BM_gptq_hessian          the Hessian part alone (add + hessian())
 //   BM_gptq_quantize         gptq(W, H, q) given H: params, factor, column loop
@@ -24,12 +25,15 @@
 //                            every remaining column (no blocking). Before timing, a one-off
 //                            check: its output error ||X (W - Q)^T||^2 must be within 1% of
 //                            rotquant's (else the row is an error). Counters: hessian_s, search_s,
-//                            factor_s, loop_s (its own parts, seconds), err_rel_diff (the check's
-//                            relative difference), x_straightforward = its time / BM_gptq_layer's
+//                            factor_s, loop_s (its own parts, seconds), err_diff_ppm (the check's
+//                            relative difference, parts per million: 10000 = 1%),
+//                            x_straightforward = its time / BM_gptq_layer's
 //                            time at the same n on one thread (above 1: rotquant is faster);
 //                            present only when that row ran earlier in the same process (not
 //                            filtered out).
-// Run e.g. build/release/benchmarks/bm_gptq --benchmark_repetitions=1
+// BM_gptq_hessian's flops_per_second counts 2 flops per multiply-add of the product's lower
+// triangle; BM_gptq_quantize's loss is gptq()'s (no unit). Run e.g.
+//   build/release/benchmarks/bm_gptq --benchmark_filter='n:1024/'
 #include <benchmark/benchmark.h>
 
 #include <Eigen/Cholesky>
@@ -233,11 +237,11 @@ void BM_gptq_hessian(benchmark::State& st) {
     const matrix_f H = h.hessian();
     benchmark::DoNotOptimize(H.data());
   }
-  // GFLOPS: 10^9 flops per second, counting 2 flops for each of the T n (n + 1) / 2 multiply-adds
-  // of the symmetric product's lower triangle (what the accumulator needs; it computes a little
-  // more: each 128-column panel's diagonal block in full).
-  st.counters["GFLOPS"] = benchmark::Counter(
-      static_cast<double>(x.rows()) * static_cast<double>(n) * static_cast<double>(n + 1) * 1e-9,
+  // Flops per second, counting 2 flops for each of the T n (n + 1) / 2 multiply-adds of the
+  // symmetric product's lower triangle (what the accumulator needs; it computes a little more:
+  // each 128-column panel's diagonal block in full).
+  st.counters["flops_per_second"] = benchmark::Counter(
+      static_cast<double>(x.rows()) * static_cast<double>(n) * static_cast<double>(n + 1),
       benchmark::Counter::kIsIterationInvariantRate);
   st.SetLabel("hessian_accumulator<float>::add + hessian()");
 }
@@ -296,17 +300,17 @@ void one_thread_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_gptq_layer)
     ->Apply(rotquant_args)
-    ->ArgNames({"n", "rows", "threads"})
+    ->ArgNames({"n", "rows", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gptq_hessian)
     ->Apply(rotquant_args)
-    ->ArgNames({"n", "rows", "threads"})
+    ->ArgNames({"n", "rows", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gptq_quantize)
     ->Apply(rotquant_args)
-    ->ArgNames({"n", "rows", "threads"})
+    ->ArgNames({"n", "rows", "thr"})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_gptq_part_params)
@@ -358,7 +362,7 @@ void BM_gptq_straightforward(benchmark::State& st) {
   st.counters["search_s"] = t.search_s;
   st.counters["factor_s"] = t.factor_s;
   st.counters["loop_s"] = t.loop_s;
-  st.counters["err_rel_diff"] = rel;
+  st.counters["err_diff_ppm"] = 1e6 * rel;
   const auto it = layer_seconds().find(n);
   if (it != layer_seconds().end() && st.iterations() > 0)
     st.counters["x_straightforward"] = total / static_cast<double>(st.iterations()) / it->second;
