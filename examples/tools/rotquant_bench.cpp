@@ -4,13 +4,18 @@
 // to the peer run of the same shape (Eigen fp32 / oneDNN for the GEMM, the textbook FWHT, a
 // dense rotation and memcpy for the Hadamard transform, ...), with the ratio peer / rotquant.
 //
-// Benchmark names are "BM_base/arg/.../modifier": named arguments "M:2048", positional ones
-// (named here per benchmark), modifiers "real_time", "iterations:1", ... The time compared is
-// the real time of UseRealTime runs and the CPU time otherwise; with repetitions the median
-// aggregate (else the mean) stands for the run.
+// Benchmark names are "BM_base/arg/.../modifier": named arguments "M:2048" or "isa:avx2" (what
+// the benchmarks write), positional ones (files of older builds, named here per benchmark),
+// modifiers "real_time", "iterations:1", ... The time compared is the real time of UseRealTime
+// runs and the CPU time otherwise. With --benchmark_repetitions=N the median stands for the run
+// (the median aggregate, else the median of the repetitions in the file), the spread is the
+// repetitions' min..max and the cv aggregate (stddev / mean), and peer/rotquant is the ratio of
+// the medians.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,9 +33,18 @@ void print_usage() {
       "usage: rotquant-bench [options] FILE.json...\n"
       "\n"
       "Prints rotquant's Google Benchmark results (bm_gemm, bm_hadamard, bm_quantize,\n"
-      "bm_duquant, bm_dfrot; JSON from --benchmark_out=FILE or --benchmark_format=json) as\n"
-      "tables grouped by benchmark family: shape, rotquant run and time, peer run and time,\n"
-      "peer/rotquant (above 1: rotquant is faster) and the counters.\n"
+      "bm_duquant, bm_dfrot, bm_gptq; JSON from --benchmark_out=FILE --benchmark_out_format=json\n"
+      "or --benchmark_format=json) as tables grouped by benchmark family: shape, rotquant run\n"
+      "and time, peer run and time, peer/rotquant (above 1: rotquant is faster) and the\n"
+      "counters.\n"
+      "\n"
+      "With --benchmark_repetitions=N (also with --benchmark_report_aggregates_only=true) each\n"
+      "side shows its median and spread (min..max of the repetitions and cv = stddev / mean;\n"
+      "the cv alone when only aggregates were written) and peer/rotquant is the ratio of the\n"
+      "medians. This compares rotquant with its peer within one run; to compare two runs (before\n"
+      "and after a change, or two machines) use Google Benchmark's own tools/compare.py\n"
+      "(compare.py benchmarks BEFORE.json AFTER.json, in Google Benchmark's source tree), which\n"
+      "also tests the difference for significance.\n"
       "\n"
       "options:\n"
       "  --family TEXT  only families whose title contains TEXT\n"
@@ -43,9 +57,16 @@ void print_usage() {
 struct run_info {
   std::string name, base, label;
   std::vector<std::pair<std::string, std::string>> args;  // in name order
-  double time_ns = 0;
+  double time_ns = 0;   // the run's time; with repetitions their median
+  double raw_time = 0;  // the time field as written (a fraction for the cv aggregate)
   bool real_time = false;
   std::map<std::string, double> counters;
+  // With repetitions: how many ran, the times of those in the file, the cv aggregate (or -1).
+  int repetitions = 1;
+  std::vector<double> samples_ns;
+  double cv = -1;
+
+  bool repeated() const { return repetitions > 1 || samples_ns.size() > 1 || cv >= 0; }
 
   const std::string* arg(const std::string& key) const {
     for (const auto& kv : args)
@@ -119,9 +140,10 @@ const json_value& member(const json_value& o, const char* key, json_value::kind 
   return *v;
 }
 
-run_info parse_run(const json_value& b, const std::string& where) {
+// One JSON entry; `name` is its run name (an aggregate's without the "_median" suffix).
+run_info parse_run(const json_value& b, const std::string& name, const std::string& where) {
   run_info r;
-  r.name = member(b, "name", json_value::kind::string, where).string;
+  r.name = name;
   if (const json_value* l = b.find("label"))
     if (l->type == json_value::kind::string) r.label = l->string;
   // Split the name into base, named / positional arguments and modifiers.
@@ -155,6 +177,7 @@ run_info parse_run(const json_value& b, const std::string& where) {
   const std::string unit = member(b, "time_unit", json_value::kind::string, where).string;
   const double t =
       member(b, r.real_time ? "real_time" : "cpu_time", json_value::kind::number, where).number;
+  r.raw_time = t;
   r.time_ns = to_ns(t, unit, where);
   for (const auto& kv : b.object)
     if (!is_standard_key(kv.first) && kv.second.type == json_value::kind::number)
@@ -234,8 +257,21 @@ const std::vector<family_rule>& rules() {
        "BM_dfrot_part<part::cross_product>",
        {"C", "rows"},
        {{"BM_peer_eigen_gemm", "Eigen GEMM"}}},
-      {"DFRot (bm_dfrot)", "BM_dfrot_*", {"C", "rows"}, {}}};
+      {"DFRot (bm_dfrot)", "BM_dfrot_*", {"C", "rows"}, {}},
+      {"GPTQ of one n x n layer, Hessian included, INT4 per channel with --w_clip (bm_gptq)",
+       "BM_gptq_layer",
+       {"n", "rows"},
+       {{"BM_gptq_straightforward", "column-by-column Eigen"}}},
+      {"GPTQ, the parts of a layer (bm_gptq)", "BM_gptq_*", {"n", "rows"}, {}}};
   return r;
+}
+
+// A peer's base name (never listed as a rotquant run; unpaired, it goes to "other benchmarks").
+bool is_peer_base(const std::string& base) {
+  for (const auto& rule : rules())
+    for (const auto& p : rule.peers)
+      if (base == p.base) return true;
+  return false;
 }
 
 bool base_matches(const char* pattern, const std::string& base) {
@@ -274,24 +310,82 @@ bool same_shape(const run_info& r, const run_info& p, const std::vector<const ch
   return true;
 }
 
-std::string format_time(double ns) {
-  if (ns < 1e3) return rqtool::format("%.1f ns", ns);
-  if (ns < 1e6) return rqtool::format("%.2f us", ns / 1e3);
-  if (ns < 1e9) return rqtool::format("%.2f ms", ns / 1e6);
-  return rqtool::format("%.3f s", ns / 1e9);
+// A time in the unit that suits `scale_ns` (ns, us, ms, s): divisor, unit, printf format.
+struct time_unit {
+  double div;
+  const char *unit, *fmt;
+};
+time_unit unit_for(double scale_ns) {
+  if (scale_ns < 1e3) return {1.0, "ns", "%.1f"};
+  if (scale_ns < 1e6) return {1e3, "us", "%.2f"};
+  if (scale_ns < 1e9) return {1e6, "ms", "%.2f"};
+  return {1e9, "s", "%.3f"};
 }
 
-std::string format_counter(const std::string& name, double v) {
-  if (name == "bytes_per_second" || name == "items_per_second") {
-    const char* unit = name == "bytes_per_second" ? "B/s" : " items/s";
-    if (v >= 1e9) return rqtool::format("%.2f G", v / 1e9) + unit;
-    if (v >= 1e6) return rqtool::format("%.2f M", v / 1e6) + unit;
+std::string format_time(double ns) {
+  const time_unit u = unit_for(ns);
+  return rqtool::format(u.fmt, ns / u.div) + " " + u.unit;
+}
+
+// "1.08..1.12 ms": both ends in the unit of the larger.
+std::string format_range(double lo_ns, double hi_ns) {
+  const time_unit u = unit_for(hi_ns);
+  return rqtool::format(u.fmt, lo_ns / u.div) + ".." + rqtool::format(u.fmt, hi_ns / u.div) + " " +
+         u.unit;
+}
+
+// The spread of a repeated run: min..max of its repetitions in the file and its cv (the cv
+// aggregate, else stddev / mean of those repetitions); "-" for a run without repetitions.
+std::string spread_of(const run_info& r) {
+  std::string s;
+  double cv = r.cv;
+  if (r.samples_ns.size() > 1) {
+    const auto mm = std::minmax_element(r.samples_ns.begin(), r.samples_ns.end());
+    s = format_range(*mm.first, *mm.second);
+    if (cv < 0) {
+      double mean = 0, var = 0;
+      for (double t : r.samples_ns) mean += t;
+      mean /= static_cast<double>(r.samples_ns.size());
+      for (double t : r.samples_ns) var += (t - mean) * (t - mean);
+      var /= static_cast<double>(r.samples_ns.size() - 1);
+      if (mean > 0) cv = std::sqrt(var) / mean;
+    }
+  }
+  if (cv >= 0) s += (s.empty() ? "" : " ") + rqtool::format("cv %.1f%%", 100.0 * cv);
+  return s.empty() ? "-" : s;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A counter as the benchmarks write them: "<what>_per_second" rates in base units (bytes, ops,
+// flops, el_log2n, ...) with an SI prefix, "time_per_<what>" in seconds (from an inverted
+// rate), anything else as its plain number, its unit (if any) in its name (step_s,
+// x100_steps_min, pct_of_copy, err_diff_ppm). with_name: prefix a plain number with its name.
+std::string format_counter(const std::string& name, double v, bool with_name = true) {
+  static const std::string rate = "_per_second", per = "time_per_";
+  if (ends_with(name, rate) && name.size() > rate.size()) {
+    const std::string what = name.substr(0, name.size() - rate.size());
+    const std::string unit = what == "bytes"   ? "B/s"
+                             : what == "ops"   ? "OP/s"
+                             : what == "flops" ? "FLOP/s"
+                                               : " " + what + "/s";
+    const double a = std::fabs(v);
+    if (a >= 1e12) return rqtool::format("%.2f T", v / 1e12) + unit;
+    if (a >= 1e9) return rqtool::format("%.2f G", v / 1e9) + unit;
+    if (a >= 1e6) return rqtool::format("%.2f M", v / 1e6) + unit;
+    if (a >= 1e3) return rqtool::format("%.2f k", v / 1e3) + unit;
     return rqtool::format("%.4g ", v) + unit;
   }
-  return name + " " + rqtool::format("%.4g", v);
+  if (name.compare(0, per.size(), per) == 0 && name.size() > per.size())
+    return format_time(v * 1e9) + "/" + name.substr(per.size());
+  return (with_name ? name + " " : std::string()) + rqtool::format("%.4g", v);
 }
 
-// Counters of r, each followed by the peer's value of the same counter when it has one.
+// Counters of r, each followed by the peer's value of the same counter when it has one, then
+// the counters only the peer has ("peer: x_straightforward 3.7").
 std::string counters_of(const run_info& r, const run_info* peer) {
   std::string s;
   for (const auto& kv : r.counters) {
@@ -299,12 +393,15 @@ std::string counters_of(const run_info& r, const run_info* peer) {
     if (peer) {
       const auto it = peer->counters.find(kv.first);
       if (it != peer->counters.end())
-        s += " (peer " +
-             (kv.first == "bytes_per_second" || kv.first == "items_per_second"
-                  ? format_counter(kv.first, it->second)
-                  : rqtool::format("%.4g", it->second)) +
-             ")";
+        s += " (peer " + format_counter(kv.first, it->second, false) + ")";
     }
+  }
+  if (peer) {
+    std::string only;
+    for (const auto& kv : peer->counters)
+      if (!r.counters.count(kv.first))
+        only += (only.empty() ? "" : ", ") + format_counter(kv.first, kv.second);
+    if (!only.empty()) s += (s.empty() ? "peer: " : "; peer: ") + only;
   }
   return s;
 }
@@ -394,16 +491,59 @@ void print_context(const json_value& root, const std::string& path, std::size_t 
   if (!extra.empty()) std::printf("  %s\n", extra.c_str());
 }
 
+// The runs of one file, one per run name: repetitions and aggregates folded into one run_info.
+struct run_group {
+  std::optional<run_info> first, median, mean;
+  std::vector<double> samples_ns;
+  double cv = -1;
+  int repetitions = 1;
+};
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+struct table_row {
+  std::vector<std::string> cells;  // shape, run, time, spread, peer, peer time, spread, ratio, ctr
+  bool repeated = false;
+};
+
+// Prints rows without the two spread columns unless one of them is repeated.
+void print_family(std::vector<std::string> header, std::vector<bool> right,
+                  const std::vector<table_row>& rows, const std::vector<std::size_t>& spread_cols) {
+  bool repeated = false;
+  for (const auto& r : rows) repeated = repeated || r.repeated;
+  std::vector<std::vector<std::string>> cells;
+  for (const auto& r : rows) cells.push_back(r.cells);
+  if (!repeated) {
+    for (auto c = spread_cols.rbegin(); c != spread_cols.rend(); ++c) {
+      header.erase(header.begin() + static_cast<std::ptrdiff_t>(*c));
+      right.erase(right.begin() + static_cast<std::ptrdiff_t>(*c));
+      for (auto& row : cells) row.erase(row.begin() + static_cast<std::ptrdiff_t>(*c));
+    }
+  } else {
+    for (auto& h : header)
+      if (h == "time")
+        h = "median";
+      else if (h == "peer time")
+        h = "peer median";
+  }
+  print_table(header, right, cells);
+}
+
 void report_file(const std::string& path, const std::string& family_filter) {
   const json_value root = rotquant::io::parse_json(read_text(path), path);
   if (root.type != json_value::kind::object)
     throw rotquant::io::io_error(path + ": not a JSON object");
   const json_value& list = member(root, "benchmarks", json_value::kind::array, path);
 
-  // One representative per run name: median aggregate, else mean, else the first iteration run.
+  // Group the entries by run name: the repetitions (run_type "iteration") and the aggregates
+  // (mean, median, stddev, cv) of one benchmark share it.
   std::vector<std::string> order;
-  std::map<std::string, std::pair<int, run_info>> chosen;  // rank (lower wins), run
-  std::map<std::string, std::string> errors;               // run name -> message
+  std::map<std::string, run_group> groups;
+  std::map<std::string, std::string> errors;  // run name -> message
   std::vector<int> thread_counts;
   for (std::size_t i = 0; i < list.array.size(); ++i) {
     const json_value& b = list.array[i];
@@ -411,39 +551,76 @@ void report_file(const std::string& path, const std::string& family_filter) {
     if (b.type != json_value::kind::object)
       throw rotquant::io::io_error(where + " is not an object");
     const std::string name = member(b, "name", json_value::kind::string, where).string;
-    const json_value* rn = b.find("run_name");
-    const std::string key = rn && rn->type == json_value::kind::string ? rn->string : name;
+    std::string agg;
+    if (const json_value* rt = b.find("run_type"))
+      if (rt->type == json_value::kind::string && rt->string == "aggregate") {
+        const json_value* an = b.find("aggregate_name");
+        agg = an && an->type == json_value::kind::string ? an->string : "?";
+      }
+    std::string key = name;
+    if (const json_value* rn = b.find("run_name"); rn && rn->type == json_value::kind::string)
+      key = rn->string;
+    else if (!agg.empty() && ends_with(key, "_" + agg))
+      key.erase(key.size() - agg.size() - 1);  // files without run_name
     if (const json_value* e = b.find("error_occurred"))
       if (e->type == json_value::kind::boolean && e->boolean) {
         const json_value* m = b.find("error_message");
         errors[key] = m && m->type == json_value::kind::string ? m->string : "error";
         continue;
       }
-    int rank = 2;
-    if (const json_value* rt = b.find("run_type"))
-      if (rt->type == json_value::kind::string && rt->string == "aggregate") {
-        const json_value* an = b.find("aggregate_name");
-        const std::string agg = an && an->type == json_value::kind::string ? an->string : "";
-        if (agg != "median" && agg != "mean") continue;  // stddev, cv, BigO, RMS
-        rank = agg == "median" ? 0 : 1;
-      }
+    if (!agg.empty() && agg != "median" && agg != "mean" && agg != "stddev" && agg != "cv")
+      continue;  // BigO, RMS and user-defined statistics
     if (const json_value* t = b.find("threads"))
       if (t->type == json_value::kind::number &&
           std::find(thread_counts.begin(), thread_counts.end(), static_cast<int>(t->number)) ==
               thread_counts.end())
         thread_counts.push_back(static_cast<int>(t->number));
-    run_info r = parse_run(b, where);
-    r.name = key;
-    const auto it = chosen.find(key);
-    if (it == chosen.end()) {
+    run_info r = parse_run(b, key, where);
+    auto it = groups.find(key);
+    if (it == groups.end()) {
       order.push_back(key);
-      chosen.emplace(key, std::make_pair(rank, std::move(r)));
-    } else if (rank < it->second.first) {
-      it->second = std::make_pair(rank, std::move(r));
+      it = groups.emplace(key, run_group()).first;
+    }
+    run_group& g = it->second;
+    if (const json_value* n = b.find("repetitions"); n && n->type == json_value::kind::number)
+      g.repetitions = std::max(g.repetitions, static_cast<int>(n->number));
+    if (agg.empty()) {
+      g.samples_ns.push_back(r.time_ns);
+      if (!g.first) g.first = std::move(r);
+    } else if (agg == "median") {
+      g.median = std::move(r);
+    } else if (agg == "mean") {
+      g.mean = std::move(r);
+    } else if (agg == "cv") {
+      g.cv = r.raw_time;
     }
   }
   std::vector<run_info> runs;
-  for (const auto& k : order) runs.push_back(chosen.at(k).second);
+  bool any_repeated = false, any_samples = false;
+  int max_repetitions = 1;
+  for (const auto& k : order) {
+    run_group& g = groups.at(k);
+    run_info r;
+    if (g.median) {
+      r = *g.median;
+    } else if (g.first && g.samples_ns.size() > 1) {
+      r = *g.first;
+      r.time_ns = median_of(g.samples_ns);
+    } else if (g.first) {
+      r = *g.first;
+    } else if (g.mean) {
+      r = *g.mean;
+    } else {
+      continue;  // only a stddev / cv entry
+    }
+    r.repetitions = g.repetitions;
+    r.samples_ns = g.samples_ns;
+    r.cv = g.cv;
+    any_repeated = any_repeated || r.repeated();
+    any_samples = any_samples || r.samples_ns.size() > 1;
+    max_repetitions = std::max(max_repetitions, r.repetitions);
+    runs.push_back(std::move(r));
+  }
 
   print_context(root, path, runs.size());
   std::string threads;
@@ -461,13 +638,21 @@ void report_file(const std::string& path, const std::string& family_filter) {
   std::printf(
       "  time: real time for UseRealTime runs, CPU time otherwise; peer/rotquant above 1 means "
       "rotquant is faster\n");
+  if (any_repeated)
+    std::printf(
+        "  repetitions: %d; median = of the repetitions, spread = %s, peer/rotquant = ratio of "
+        "the medians\n",
+        max_repetitions,
+        any_samples ? "their min..max and cv (stddev / mean)"
+                    : "cv (stddev / mean; the file holds the aggregates only)");
 
   // Assign every run to the first rule whose rotquant base matches; peers are looked up by shape.
   std::vector<bool> used(runs.size(), false);
   std::vector<std::string> titles;
-  std::map<std::string, std::vector<std::vector<std::string>>> table;
+  std::map<std::string, std::vector<table_row>> table;
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const run_info& r = runs[i];
+    if (is_peer_base(r.base)) continue;
     for (const auto& rule : rules()) {
       if (!base_matches(rule.base, r.base)) continue;
       used[i] = true;
@@ -487,32 +672,39 @@ void report_file(const std::string& path, const std::string& family_filter) {
           std::string peer = pr.label;
           const std::string pv = variant_of(p, rule.shape, false, false);
           if (pv != "-") peer += " " + pv;
-          rows.push_back({shape, variant, format_time(r.time_ns), peer, format_time(p.time_ns),
-                          rqtool::format("%.2fx", p.time_ns / r.time_ns), counters_of(r, &p)});
+          rows.push_back(
+              {{shape, variant, format_time(r.time_ns), spread_of(r), peer, format_time(p.time_ns),
+                spread_of(p), rqtool::format("%.2fx", p.time_ns / r.time_ns), counters_of(r, &p)},
+               r.repeated() || p.repeated()});
         }
       if (!any)
-        rows.push_back(
-            {shape, variant, format_time(r.time_ns), "-", "-", "-", counters_of(r, nullptr)});
+        rows.push_back({{shape, variant, format_time(r.time_ns), spread_of(r), "-", "-", "-", "-",
+                         counters_of(r, nullptr)},
+                        r.repeated()});
       break;
     }
   }
-  std::vector<std::vector<std::string>> others;
+  std::vector<table_row> others;
   for (std::size_t i = 0; i < runs.size(); ++i)
     if (!used[i])
-      others.push_back({runs[i].name, runs[i].label.empty() ? "-" : runs[i].label,
-                        format_time(runs[i].time_ns), counters_of(runs[i], nullptr)});
+      others.push_back(
+          {{runs[i].name, runs[i].label.empty() ? "-" : runs[i].label, format_time(runs[i].time_ns),
+            spread_of(runs[i]), counters_of(runs[i], nullptr)},
+           runs[i].repeated()});
 
   std::size_t shown = 0;
   for (const auto& title : titles) {
     if (title.find(family_filter) == std::string::npos) continue;
     std::printf("\n== %s ==\n", title.c_str());
-    print_table({"shape", "rotquant run", "time", "peer", "peer time", "peer/rotquant", "counters"},
-                {false, false, true, false, true, true, false}, table[title]);
+    print_family({"shape", "rotquant run", "time", "spread", "peer", "peer time", "spread",
+                  "peer/rotquant", "counters"},
+                 {false, false, true, true, false, true, true, true, false}, table[title], {3, 6});
     ++shown;
   }
   if (!others.empty() && std::string("other benchmarks").find(family_filter) != std::string::npos) {
     std::printf("\n== other benchmarks ==\n");
-    print_table({"benchmark", "label", "time", "counters"}, {false, false, true, false}, others);
+    print_family({"benchmark", "label", "time", "spread", "counters"},
+                 {false, false, true, true, false}, others, {3});
     ++shown;
   }
   if (shown == 0) std::printf("\n(no benchmark family matches '%s')\n", family_filter.c_str());
