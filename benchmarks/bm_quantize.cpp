@@ -189,7 +189,7 @@ BENCHMARK(BM_quantize_nvfp4_static)
 // Each SIMD path of the same kernel on one thread.
 void BM_quantize_path(benchmark::State& st, act_format f, rotquant::isa path) {
   if (!rotquant::isa_available(path)) {
-    st.SkipWithError("path not available on this CPU");
+    st.SkipWithError("ISA not available on this CPU");
     return;
   }
   rotquant::scoped_isa force(path);
