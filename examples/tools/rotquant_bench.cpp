@@ -363,7 +363,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // A counter as the benchmarks write them: "<what>_per_second" rates in base units (bytes, ops,
 // flops, el_log2n, ...) with an SI prefix, "time_per_<what>" in seconds (from an inverted
 // rate), anything else as its plain number, its unit (if any) in its name (step_s,
-// x100_steps_min, pct_of_copy, err_diff_ppm). with_name: prefix a plain number with its name.
+// x100_steps_min, err_diff_ppm; x_copy, a ratio). with_name: prefix a plain number with its name.
 std::string format_counter(const std::string& name, double v, bool with_name = true) {
   static const std::string rate = "_per_second", per = "time_per_";
   if (ends_with(name, rate) && name.size() > rate.size()) {
