@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "rotquant/transforms/dfrot.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 
 namespace {
 

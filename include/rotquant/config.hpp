@@ -6,6 +6,10 @@
 // at run time from a cached CPU probe (core/cpu.hpp). Macros a consumer may define:
 //   ROTQUANT_FORCE_SCALAR      compile only the portable reference path (the test oracle).
 //   ROTQUANT_NO_RUNTIME_DISPATCH  compile only the paths the compiler flags already enable.
+//   ROTQUANT_COMPILED          the heavy calibration instantiations (DFRot's SVD and loop, the
+//                              QR builders, GPTQ) come from the rotquant::rotquant_compiled
+//                              library (src/); the headers declare them `extern template`. Set
+//                              by linking that target; the header-only default is unchanged.
 // Resulting feature macros (1 or 0): ROTQUANT_HAS_AVX2, ROTQUANT_HAS_AVX512, ROTQUANT_HAS_NEON.
 #pragma once
 
@@ -72,6 +76,13 @@
 #define ROTQUANT_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
 #else
 #define ROTQUANT_TARGET_NEON_DOTPROD
+#endif
+
+// 1 when the heavy instantiations are declared extern (compiled mode, see above).
+#if defined(ROTQUANT_COMPILED)
+#define ROTQUANT_EXTERN_TEMPLATES 1
+#else
+#define ROTQUANT_EXTERN_TEMPLATES 0
 #endif
 
 #if ROTQUANT_GNU_LIKE

@@ -40,6 +40,7 @@
 #include "rotquant/transforms/hadamard.hpp"
 #include "rotquant/transforms/orthogonal.hpp"
 #include "rotquant/transforms/permutation.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 #include "rotquant/transforms/smooth.hpp"
 #include "rotquant/transforms/transform.hpp"
 

@@ -15,6 +15,7 @@
 #include "rotquant/io/safetensors.hpp"
 #include "rotquant/io/transform_file.hpp"
 #include "rotquant/transforms/orthogonal.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 
 namespace {
 

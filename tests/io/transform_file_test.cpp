@@ -9,6 +9,7 @@
 #include <string>
 
 #include "rotquant/core/rng.hpp"
+#include "rotquant/transforms/orthogonal.hpp"
 #include "test_util.hpp"
 
 namespace {

@@ -2,6 +2,7 @@
 // dfrot_test.cpp: DFRot refiner: quantizer rule, Procrustes closed form, QR sign convention,
 // orthogonality, acceptance, massive-token detection, LLaMA-like error split, sampling, errors.
 #include "rotquant/transforms/dfrot.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,6 +2,7 @@
 // hadamard_test.cpp: bases (H H^T = K I, QuaRot's tables), factorisation, fast == dense,
 // every ISA == scalar bit for bit, inverse, randomized Hadamard, rejected sizes.
 #include "rotquant/transforms/hadamard.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 
 #include <gtest/gtest.h>
 

@@ -12,6 +12,7 @@
 #include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
 #include "rotquant/transforms/orthogonal.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 #include "test_util.hpp"
 
 namespace {

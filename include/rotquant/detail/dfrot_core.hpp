@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rotquant/config.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/threading.hpp"
@@ -185,9 +186,11 @@ inline double orthogonality_error(const matrix_d& m) {
 /// Orthogonal polar factor U V^T of a square M from its SVD in double (BDCSVD; Eigen switches
 /// to JacobiSVD below 16 x 16). For a rank-deficient M the factor on the null space is the
 /// SVD's completion, still orthogonal. O(C^3).
-inline matrix_d polar_factor(const matrix_d& m) {
+/// (A template so that Eigen's SVD is instantiated only where it is called.)
+template <class Derived>
+matrix_d polar_factor(const Eigen::MatrixBase<Derived>& m) {
   using col_major = Eigen::MatrixXd;
-  const col_major cm = m;
+  const col_major cm = m.template cast<double>();
   Eigen::BDCSVD<col_major> svd(cm, Eigen::ComputeFullU | Eigen::ComputeFullV);
   ROTQUANT_CHECK(svd.info() == Eigen::Success, "dfrot: the SVD of the "
                                                    << m.rows() << " x " << m.cols()
@@ -201,9 +204,10 @@ inline matrix_d polar_factor(const matrix_d& m) {
 /// R_ii = pivot otherwise (Eigen's makeHouseholder follows the same rule). For an orthogonal
 /// input P this returns P diag(sign R_ii) re-orthonormalised to working precision; for a
 /// near-identity P it negates every column but the last (algorithms.md 2.3). O(C^3).
-inline matrix_d householder_q(const matrix_d& p) {
+template <class Derived>
+matrix_d householder_q(const Eigen::MatrixBase<Derived>& p) {
   using col_major = Eigen::MatrixXd;
-  Eigen::HouseholderQR<col_major> qr(p);
+  Eigen::HouseholderQR<col_major> qr(p.template cast<double>());
   col_major q = col_major::Identity(p.rows(), p.cols());
   q.applyOnTheLeft(qr.householderQ());
   return q;
@@ -283,6 +287,12 @@ refine_output refine_rotation(const matrix<S>& a, int steps, double slack, doubl
   }
   return out;
 }
+
+#if ROTQUANT_EXTERN_TEMPLATES
+// Compiled mode (config.hpp): instantiated once in src/calibration_linalg.cpp.
+extern template matrix_d polar_factor<matrix_d>(const Eigen::MatrixBase<matrix_d>&);
+extern template matrix_d householder_q<matrix_d>(const Eigen::MatrixBase<matrix_d>&);
+#endif
 
 }  // namespace detail
 }  // namespace rotquant

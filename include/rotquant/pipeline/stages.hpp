@@ -101,7 +101,8 @@ struct hadamard_builder {
 struct random_orthogonal_builder {
   std::uint64_t seed = 0;
   std::string name() const { return "random_orthogonal"; }
-  transform build(const matrix_f& x, const matrix_f&) const {
+  template <class M>
+  transform build(const M& x, const M&) const {
     transform t(x.cols());
     t.append_dense(random_orthogonal(x.cols(), seed));
     return t;
@@ -112,7 +113,8 @@ struct random_orthogonal_builder {
 struct duquant_builder {
   duquant_options options;
   std::string name() const { return "duquant"; }
-  transform build(const matrix_f& x, const matrix_f& w) const {
+  template <class M>
+  transform build(const M& x, const M& w) const {
     return duquant(x, w, options).xform;
   }
 };
@@ -146,7 +148,8 @@ struct permute {
 struct refine {
   dfrot_options options;
   std::string name() const { return "dfrot_refine"; }
-  void calibrate(calibration_state& st) const {
+  template <class State>
+  void calibrate(State& st) const {
     dfrot_options o = options;
     o.start = dfrot_start::given;
     if (st.online.num_stages() > 0 && st.online.is_orthogonal()) {
@@ -180,7 +183,8 @@ struct hqdit_fp4 {
   granularity gran = granularity::per_row;
   index_t group = 0;
   clip_grid grid{0.3f, 1.0f, 36};
-  quantizer resolve(const matrix_f& data) const {
+  template <class M>
+  quantizer resolve(const M& data) const {
     return select_fp4_format(data, gran, group, grid).chosen;
   }
 };
@@ -193,8 +197,9 @@ struct gptq_weights {
   Inner inner;
   gptq_options options;
   quantizer resolve(const matrix_f& w) const { return inner.resolve(w); }
-  gptq_result quantize_weight(const matrix_f& w, const matrix_f& x, const quantizer& q) const {
-    hessian_accumulator<float> h(w.cols());
+  template <class M>
+  gptq_result quantize_weight(const M& w, const M& x, const quantizer& q) const {
+    hessian_accumulator<typename M::Scalar> h(w.cols());
     h.add(x, options.ex);
     return gptq(w, h.hessian(), q, options);
   }

@@ -41,6 +41,7 @@
 #include <string>
 #include <vector>
 
+#include "rotquant/config.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
@@ -550,5 +551,13 @@ gptq_result gptq(const matrix_f& W, const matrix<Scalar>& H, const quantizer& q,
   if (permuted_groups) res.perm = perm;
   return res;
 }
+
+#if ROTQUANT_EXTERN_TEMPLATES
+// Compiled mode (config.hpp): instantiated once in src/calibration_gptq.cpp.
+extern template gptq_result gptq<float>(const matrix_f&, const matrix_f&, const quantizer&,
+                                        const gptq_options&);
+extern template gptq_result gptq<double>(const matrix_f&, const matrix_d&, const quantizer&,
+                                         const gptq_options&);
+#endif
 
 }  // namespace rotquant

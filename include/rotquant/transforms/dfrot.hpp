@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "rotquant/config.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
@@ -34,6 +35,7 @@
 #include "rotquant/quant/quantizer.hpp"
 #include "rotquant/transforms/hadamard.hpp"
 #include "rotquant/transforms/orthogonal.hpp"
+#include "rotquant/transforms/randomized_hadamard.hpp"
 #include "rotquant/transforms/transform.hpp"
 
 namespace rotquant {
@@ -364,7 +366,12 @@ dfrot_error_split quantization_error_split(const matrix<S>& x,
 /// rank this is R0 exactly (to rounding). No sign fix is applied (DFRot's loop applies the
 /// released QR afterwards). Throws rotquant::error on shape mismatch, empty or non-finite
 /// input. Cost: O(n C^2 + C^3).
-inline matrix_d procrustes_rotation(const matrix_d& a, const matrix_d& b) {
+/// A and B may be any Eigen expressions (float or double); the work is in double.
+template <class DerivedA, class DerivedB>
+matrix_d procrustes_rotation(const Eigen::MatrixBase<DerivedA>& a_in,
+                             const Eigen::MatrixBase<DerivedB>& b_in) {
+  const matrix_d a = a_in.template cast<double>();
+  const matrix_d b = b_in.template cast<double>();
   ROTQUANT_CHECK(a.rows() == b.rows() && a.cols() == b.cols(),
                  "procrustes_rotation: A is " << a.rows() << " x " << a.cols() << " but B is "
                                               << b.rows() << " x " << b.cols()
@@ -373,7 +380,8 @@ inline matrix_d procrustes_rotation(const matrix_d& a, const matrix_d& b) {
                  "procrustes_rotation: empty input " << a.rows() << " x " << a.cols());
   check_finite(a, "procrustes_rotation: A");
   check_finite(b, "procrustes_rotation: B");
-  return detail::polar_factor(a.transpose() * b);
+  const matrix_d m = a.transpose() * b;
+  return detail::polar_factor(m);
 }
 
 /// DFRot. X: T x C calibration rows (float or double; the released run uses the RMSNorm
@@ -519,5 +527,19 @@ dfrot_result dfrot(const matrix<S>& x, const dfrot_options& opt = {},
   res.report.refined = detail::split_errors(res.token_error_refined, res.massive, opt.alpha);
   return res;
 }
+
+#if ROTQUANT_EXTERN_TEMPLATES
+// Compiled mode (config.hpp): instantiated once in src/calibration_dfrot.cpp.
+extern template dfrot_result dfrot<float, dfrot_sym_quantizer>(const matrix_f&,
+                                                               const dfrot_options&,
+                                                               const dfrot_sym_quantizer&,
+                                                               executor*);
+extern template dfrot_result dfrot<double, dfrot_sym_quantizer>(const matrix_d&,
+                                                                const dfrot_options&,
+                                                                const dfrot_sym_quantizer&,
+                                                                executor*);
+extern template matrix_d procrustes_rotation<matrix_d, matrix_d>(
+    const Eigen::MatrixBase<matrix_d>&, const Eigen::MatrixBase<matrix_d>&);
+#endif
 
 }  // namespace rotquant

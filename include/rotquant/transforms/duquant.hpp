@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "rotquant/config.hpp"
 #include "rotquant/core/error.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
@@ -71,7 +72,9 @@ inline matrix_d duquant_base_rotation(index_t block) {
 /// fix, as torch.linalg.qr in the released code) of an n x n standard normal matrix drawn with
 /// random_normal_matrix(n, n, seed, stream). n >= 1. Deterministic on every platform up to
 /// the QR's rounding (~1e-15). O(n^3).
-inline matrix_d duquant_random_q(index_t n, std::uint64_t seed, std::uint64_t stream = 0) {
+template <class S = double>
+matrix<S> duquant_random_q(index_t n, std::uint64_t seed, std::uint64_t stream = 0) {
+  static_assert(std::is_same<S, double>::value, "duquant_random_q: double only");
   ROTQUANT_CHECK(n >= 1, "duquant_random_q: size must be >= 1, got " << n);
   const matrix_d g = random_normal_matrix<double>(n, n, seed, stream);
   Eigen::HouseholderQR<matrix_d> qr(g);
@@ -81,7 +84,10 @@ inline matrix_d duquant_random_q(index_t n, std::uint64_t seed, std::uint64_t st
 
 /// Rot = R~ diag(1, Q') (B x B with B = q_prime.rows() + 1). q_prime must be square, finite and
 /// orthogonal within 1e-4 (fp32 factors from other implementations are accepted). O(B^3).
-inline matrix_d duquant_rotation(const matrix_d& q_prime) {
+/// (Any Eigen expression; computed in double.)
+template <class Derived>
+matrix_d duquant_rotation(const Eigen::MatrixBase<Derived>& q_prime_in) {
+  const matrix_d q_prime = q_prime_in.template cast<double>();
   ROTQUANT_CHECK(q_prime.rows() >= 1 && q_prime.rows() == q_prime.cols(),
                  "duquant_rotation: Q' must be square and non-empty, got "
                      << q_prime.rows() << " x " << q_prime.cols());
@@ -423,5 +429,11 @@ inline duquant_result duquant_with_weight_absmax(const matrix_f& x, const vector
                                                  const duquant_options& opt = {}) {
   return detail::duquant_impl(x, &weight_absmax, opt);
 }
+
+#if ROTQUANT_EXTERN_TEMPLATES
+// Compiled mode (config.hpp): instantiated once in src/calibration_linalg.cpp.
+extern template matrix_d duquant_random_q<double>(index_t, std::uint64_t, std::uint64_t);
+extern template matrix_d duquant_rotation<matrix_d>(const Eigen::MatrixBase<matrix_d>&);
+#endif
 
 }  // namespace rotquant

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // transforms/hadamard.hpp: the fast normalised Hadamard transform T_n = kron(H_K, S_2^m)/sqrt(n)
-// over rows (hadamard_plan), dense T_n for checks, and the randomized Hadamard builder.
+// over rows (hadamard_plan) and dense T_n for checks (QuaRot's randomized Hadamard as a
+// transform: transforms/randomized_hadamard.hpp).
 //
 // Readers' note. Index convention (QuaRot, algorithms.md 3.1): a row x of n = K * 2^m elements
 // is viewed as a K x 2^m matrix X (x[k * 2^m + j]) and mapped to vec(H_K X S) / sqrt(n), with S
@@ -234,7 +235,3 @@ inline bool hadamard_size_supported(index_t n) {
 }
 
 }  // namespace rotquant
-
-// randomized_hadamard(n, seed) and randomized_hadamard(signs) return a rotquant::transform and
-// are defined at the end of transform.hpp (included here so this header provides them).
-#include "rotquant/transforms/transform.hpp"

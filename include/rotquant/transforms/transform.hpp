@@ -8,7 +8,6 @@
 // gather; nothing is flattened unless to_dense() is asked for.
 #pragma once
 
-#include <Eigen/LU>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,8 +22,9 @@
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
+#include "rotquant/detail/dense_inverse.hpp"
 #include "rotquant/transforms/hadamard.hpp"
-#include "rotquant/transforms/orthogonal.hpp"
+#include "rotquant/transforms/orthogonality.hpp"
 #include "rotquant/transforms/permutation.hpp"
 
 namespace rotquant {
@@ -357,11 +357,12 @@ class transform {
         if (orth) {
           rt.fold_blocks.push_back(b);
         } else {
-          Eigen::FullPivLU<matrix_d> lu(b);
-          ROTQUANT_CHECK(lu.isInvertible(), who << ": matrix " << i << " (" << b.rows() << " x "
-                                                << b.cols() << ") is singular (rank " << lu.rank()
-                                                << ")");
-          rt.fold_blocks.push_back(lu.inverse().transpose());
+          matrix_d inv;
+          const index_t rank = detail::invert_complete_pivoting(b, inv);
+          ROTQUANT_CHECK(rank == b.rows(), who << ": matrix " << i << " (" << b.rows() << " x "
+                                               << b.cols() << ") is singular (rank " << rank
+                                               << ")");
+          rt.fold_blocks.push_back(inv.transpose());
         }
         rt.blocks_f.push_back(b.cast<float>());
         rt.fold_blocks_f.push_back(rt.fold_blocks.back().cast<float>());
@@ -477,29 +478,5 @@ class transform {
   std::vector<transform_stage> stages_;
   std::vector<detail::stage_runtime> runtime_;
 };
-
-/// QuaRot's randomized Hadamard in row form: X -> X diag(d) T_n^T, i.e. signs then
-/// append_hadamard(), with d_i = +-1 from random_signs(n, seed). n must be a Hadamard size.
-/// (QuaRot's random_hadamard_matrix(n) equals transform.to_dense() for the same d.)
-/// Throws rotquant::error for n < 1, a size with no Hadamard construction, or n signs that
-/// cannot be allocated (all checked before allocating).
-inline transform randomized_hadamard(index_t n, std::uint64_t seed) {
-  ROTQUANT_CHECK(n >= 1, "randomized_hadamard: size must be >= 1, got " << n);
-  detail::factor_hadamard(n, "randomized_hadamard");
-  detail::check_alloc(n, 1, sizeof(double), "randomized_hadamard");
-  transform t(n);
-  t.append_signs(random_signs<double>(n, seed));
-  t.append_hadamard();
-  return t;
-}
-
-/// Same with caller-given signs d (+1/-1, length n).
-inline transform randomized_hadamard(const vector_d& signs) {
-  ROTQUANT_CHECK(signs.size() >= 1, "randomized_hadamard: empty sign vector");
-  transform t(signs.size());
-  t.append_signs(signs);
-  t.append_hadamard();
-  return t;
-}
 
 }  // namespace rotquant
