@@ -40,7 +40,8 @@ if [ $# -gt 0 ]; then
   for h in "$@"; do measure "$h" - - "$h"; done
   exit 0
 fi
-measure "inference (rotquant/inference.hpp)" 5 512 rotquant/inference.hpp
+measure "inference: kernels + transform files" 5 512 rotquant/kernels/gemm.hpp \
+  rotquant/kernels/quantize_activations.hpp rotquant/io/transform_file.hpp
 measure "kernels/gemm.hpp" - - rotquant/kernels/gemm.hpp
 measure "io/transform_file.hpp" - - rotquant/io/transform_file.hpp
 measure "pipeline/presets.hpp" 15 1024 rotquant/pipeline/presets.hpp
