@@ -213,3 +213,28 @@ TEST(Transform, BadInputsRejected) {
 }
 
 }  // namespace
+
+// The fold inverse of a non-orthogonal block (complete-pivoting Gauss-Jordan): A A^{-1} = I within
+// the backward-stability bound for blocks that need row and column pivots (zero leading entries,
+// scales 1e-3..1e3), and a rank-deficient block is an error naming its rank.
+TEST(Transform, DenseInverseNeedsPivotsAndReportsRank) {
+  for (index_t n : {1, 2, 5, 16, 33}) {
+    matrix_d a = rotquant::random_normal_matrix<double>(n, n, 100 + static_cast<std::uint64_t>(n));
+    if (n > 1) a(0, 0) = 0.0;  // the first pivot cannot be (0, 0)
+    for (index_t i = 0; i < n; ++i) a.row(i) *= std::pow(10.0, 3.0 * (i % 3) - 3.0);
+    matrix_d inv;
+    ASSERT_EQ(rotquant::detail::invert_complete_pivoting(a, inv), n) << "n = " << n;
+    // Backward-stable inversion: |A X - I| <= c n eps ||A|| ||X|| (infinity norms), c = 8.
+    const double err = (a * inv - matrix_d::Identity(n, n)).cwiseAbs().maxCoeff();
+    const double bound = 8.0 * static_cast<double>(n) * std::numeric_limits<double>::epsilon() *
+                         a.cwiseAbs().rowwise().sum().maxCoeff() *
+                         inv.cwiseAbs().rowwise().sum().maxCoeff();
+    EXPECT_LE(err, bound) << "n = " << n;
+  }
+  matrix_d r = rotquant::random_normal_matrix<double>(4, 4, 7);
+  r.row(3) = 2.0 * r.row(1) - r.row(0);  // rank 3
+  matrix_d inv;
+  EXPECT_EQ(rotquant::detail::invert_complete_pivoting(r, inv), 3);
+  transform t(8);
+  EXPECT_ROTQUANT_ERROR(t.append_block_diagonal(r), "singular (rank 3)");
+}
