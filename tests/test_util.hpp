@@ -4,9 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "rotquant/core/matrix.hpp"
+#include "rotquant/core/rng.hpp"
 
 namespace rotquant_test {
 
@@ -20,6 +24,24 @@ inline bool small_scale() {
 inline int scaled(int full, int small) {
   return small_scale() ? small : full;
 }
+
+/// rows x cols of sigma * N(0, 1) from rotquant::rng(seed), row by row (float32).
+inline rotquant::matrix_f gaussian(rotquant::index_t rows, rotquant::index_t cols,
+                                   std::uint64_t seed, double sigma = 1.0) {
+  rotquant::rng g(seed);
+  rotquant::matrix_f m(rows, cols);
+  for (rotquant::index_t r = 0; r < rows; ++r) {
+    for (rotquant::index_t c = 0; c < cols; ++c) m(r, c) = static_cast<float>(sigma * g.normal());
+  }
+  return m;
+}
+
+#if defined(ROTQUANT_SOURCE_DIR)
+/// The small LLaMA-architecture model shipped with the examples.
+inline std::string austen_llama_dir() {
+  return std::string(ROTQUANT_SOURCE_DIR) + "/examples/data/austen-llama";
+}
+#endif
 
 }  // namespace rotquant_test
 

@@ -18,14 +18,12 @@ namespace {
 using rotquant::index_t;
 using rotquant::matrix_f;
 
-const std::string dir = std::string(ROTQUANT_SOURCE_DIR) + "/examples/data/austen-llama";
-
 double output_error(const matrix_f& x, const matrix_f& w, const matrix_f& q) {
   return static_cast<double>((x * (w - q).transpose()).squaredNorm());
 }
 
 TEST(GptqOnTheShippedModel, EveryLinearBeatsRoundToNearestByThirtyPercent) {
-  const auto weights = llama::weights::load(dir);
+  const auto weights = llama::weights::load(rotquant_test::austen_llama_dir());
   const auto q = rotquant::quantizer::gptq_weight(4, true, true);
   const int layers = rotquant_test::scaled(weights.cfg.layers, 2);
   // Input file of each of the seven linears (HF order q, k, v, o, gate, up, down).
@@ -34,9 +32,9 @@ TEST(GptqOnTheShippedModel, EveryLinearBeatsRoundToNearestByThirtyPercent) {
   for (int l = 0; l < layers; ++l) {
     const auto& L = weights.layers[static_cast<std::size_t>(l)];
     for (int i = 0; i < 7; ++i) {
-      const matrix_f x =
-          rotquant::io::read_npy(dir + "/calib/L" + std::to_string(l) + "_" + inputs[i] + ".npy")
-              .to_matrix<float>();
+      const matrix_f x = rotquant::io::read_npy(rotquant_test::austen_llama_dir() + "/calib/L" +
+                                                std::to_string(l) + "_" + inputs[i] + ".npy")
+                             .to_matrix<float>();
       const matrix_f& w = L.w[static_cast<std::size_t>(i)];
       ASSERT_EQ(x.cols(), w.cols());
       rotquant::hessian_accumulator<float> h(x.cols());

@@ -8,10 +8,8 @@
 
 namespace {
 
-const std::string dir = std::string(ROTQUANT_SOURCE_DIR) + "/examples/data/austen-llama";
-
 TEST(LlamaModel, ConfigMatchesTheModelCard) {
-  const auto c = llama::config::load(dir + "/config.json");
+  const auto c = llama::config::load(rotquant_test::austen_llama_dir() + "/config.json");
   EXPECT_EQ(c.hidden, 256);
   EXPECT_EQ(c.intermediate, 768);
   EXPECT_EQ(c.heads, 4);
@@ -22,9 +20,12 @@ TEST(LlamaModel, ConfigMatchesTheModelCard) {
 }
 
 TEST(LlamaModel, LogitsMatchReference) {
-  const auto m = llama::model::from_weights(llama::weights::load(dir));
-  const auto tokens = rotquant::io::read_npy(dir + "/calib/tokens.npy");
-  const auto ref = rotquant::io::read_npy(dir + "/calib/logits.npy").to_matrix<float>();
+  const auto m =
+      llama::model::from_weights(llama::weights::load(rotquant_test::austen_llama_dir()));
+  const auto tokens =
+      rotquant::io::read_npy(rotquant_test::austen_llama_dir() + "/calib/tokens.npy");
+  const auto ref = rotquant::io::read_npy(rotquant_test::austen_llama_dir() + "/calib/logits.npy")
+                       .to_matrix<float>();
   ASSERT_EQ(tokens.shape, (std::vector<std::int64_t>{2, 256}));
   const auto ids = tokens.to_vector<int>();
   const int len = rotquant_test::scaled(256, 48);  // causal: a prefix gives the prefix's logits

@@ -22,8 +22,6 @@ namespace {
 using rotquant::index_t;
 using rotquant::matrix_f;
 
-const std::string dir = std::string(ROTQUANT_SOURCE_DIR) + "/examples/data/austen-llama";
-
 struct errors {
   double massive = 0;      // output MSE of the quantized layer over the BOS rows
   double normal = 0;       // over the other rows
@@ -56,11 +54,13 @@ errors measure(const rotquant::quantized_linear& q, const matrix_f& x, const mat
 }
 
 TEST(MassiveActivations, HadamardBeatsRandomOrthogonalAndDfrotBeatsBoth) {
-  const auto weights = llama::weights::load(dir);
+  const auto weights = llama::weights::load(rotquant_test::austen_llama_dir());
   const int layer = 2;
   const auto& L = weights.layers[static_cast<std::size_t>(layer)];
   // Block 2's input: block 1's output over the two calibration sequences (BOS at rows 0, 256).
-  matrix_f resid = rotquant::io::read_npy(dir + "/calib/L1_resid_out.npy").to_matrix<float>();
+  matrix_f resid =
+      rotquant::io::read_npy(rotquant_test::austen_llama_dir() + "/calib/L1_resid_out.npy")
+          .to_matrix<float>();
   ASSERT_EQ(resid.rows(), 512);
   const std::vector<index_t> bos = {0, 256};
   const index_t channel = 25;

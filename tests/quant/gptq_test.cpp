@@ -42,14 +42,7 @@ using rotquant_test::scaled;
 
 // ----------------------------------------------------------------- helpers
 
-matrix_f gaussian(index_t rows, index_t cols, std::uint64_t seed, double sigma = 1.0) {
-  rotquant::rng g(seed);
-  matrix_f m(rows, cols);
-  for (index_t r = 0; r < rows; ++r) {
-    for (index_t c = 0; c < cols; ++c) m(r, c) = static_cast<float>(sigma * g.normal());
-  }
-  return m;
-}
+using rotquant_test::gaussian;
 
 // Correlated calibration inputs [n, cols]: X = Z A with a random mixing A (so the channels
 // correlate and H is far from diagonal), plus three outlier channels scaled by 6.

@@ -34,14 +34,7 @@ std::vector<int> codes_of(const rotquant::quantized_matrix& m, index_t r = 0) {
   return out;
 }
 
-matrix_f gaussian(index_t rows, index_t cols, std::uint64_t seed, double sigma = 1.0) {
-  rotquant::rng g(seed);
-  matrix_f m(rows, cols);
-  for (index_t r = 0; r < rows; ++r) {
-    for (index_t c = 0; c < cols; ++c) m(r, c) = static_cast<float>(sigma * g.normal());
-  }
-  return m;
-}
+using rotquant_test::gaussian;
 
 double mse(const matrix_f& a, const matrix_f& b) {
   return (a.cast<double>() - b.cast<double>()).squaredNorm() / static_cast<double>(a.size());

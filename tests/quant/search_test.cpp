@@ -23,14 +23,7 @@ using rotquant::matrix_d;
 using rotquant::matrix_f;
 using rotquant::quantizer;
 
-matrix_f gaussian(index_t rows, index_t cols, std::uint64_t seed) {
-  rotquant::rng g(seed);
-  matrix_f m(rows, cols);
-  for (index_t r = 0; r < rows; ++r) {
-    for (index_t c = 0; c < cols; ++c) m(r, c) = static_cast<float>(g.normal());
-  }
-  return m;
-}
+using rotquant_test::gaussian;
 
 TEST(ClipGrid, EndpointsAndValidation) {
   const clip_grid g{0.5f, 1.0f, 51};
