@@ -14,11 +14,13 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 [ -x /usr/bin/time ] || { echo "compile_cost.sh needs GNU time (Debian: apt-get install time)" >&2; exit 2; }
 
-measure() {  # name target_s target_mb headers...
+measure() {  # name target_s target_mb headers... (a header "+use" appends $tmp/use.cpp)
   local name=$1 ts=$2 tm=$3
   shift 3
   : >"$tmp/tu.cpp"
-  for h in "$@"; do echo "#include <$h>" >>"$tmp/tu.cpp"; done
+  for h in "$@"; do
+    if [ "$h" = "+use" ]; then cat "$tmp/use.cpp" >>"$tmp/tu.cpp"; else echo "#include <$h>" >>"$tmp/tu.cpp"; fi
+  done
   # shellcheck disable=SC2086
   /usr/bin/time -f "%e %M" -o "$tmp/t" $cxx -std=c++17 -O2 ${CXXFLAGS:-} -Iinclude $eigen \
     -c "$tmp/tu.cpp" -o "$tmp/tu.o"
@@ -40,8 +42,17 @@ if [ $# -gt 0 ]; then
   for h in "$@"; do measure "$h" - - "$h"; done
   exit 0
 fi
-measure "inference: kernels + transform files" 5 512 rotquant/kernels/gemm.hpp \
-  rotquant/kernels/quantize_activations.hpp rotquant/io/transform_file.hpp
+# What an engine's TU pays: the inference header alone, then with one layer loaded from a
+# transform file and run (every ISA path of the kernels and the Hadamard instantiated).
+cat >"$tmp/use.cpp" <<'CPP'
+rotquant::matrix_f run_layer(const std::string& file, const rotquant::packed_weights& w,
+                             const rotquant::matrix_f& x) {
+  const rotquant::w4a4_linear layer(rotquant::io::load_transform(file, "online"), w);
+  return layer.forward(x);
+}
+CPP
+measure "inference.hpp" 5 512 rotquant/inference.hpp
+measure "inference.hpp + a layer's forward" - - rotquant/inference.hpp +use
 measure "kernels/gemm.hpp" - - rotquant/kernels/gemm.hpp
 measure "io/transform_file.hpp" - - rotquant/io/transform_file.hpp
 measure "pipeline/presets.hpp" 15 1024 rotquant/pipeline/presets.hpp

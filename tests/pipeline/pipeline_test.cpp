@@ -39,6 +39,26 @@ TEST(Pipeline, RtnForwardIsFakeQuantTimesDequantizedWeight) {
   EXPECT_LE((layer.forward(x) - want).cwiseAbs().maxCoeff(), 1e-4f * want.cwiseAbs().maxCoeff());
 }
 
+// The deployable part is what forward() runs: same bits, the Hadamard fused into the quantizer,
+// and nothing of it exists for a quantizer pair without kernels.
+TEST(Pipeline, DeployableLayerIsTheKernelPath) {
+  const matrix_f x = outlier_activations(40, 128, 5), w = weights(16, 128, 6);
+  const auto layer = rotquant::presets::quarot(4).calibrate(x, w);
+  ASSERT_TRUE(layer.has_kernel());
+  const rotquant::w4a4_linear& d = layer.deployable();
+  EXPECT_TRUE(d.fused_rotation());
+  EXPECT_EQ(d.in_features(), 128);
+  EXPECT_EQ(d.out_features(), 16);
+  const matrix_f y = d.forward(x);
+  EXPECT_EQ(y, layer.forward(x));
+  // The materialised reference: X M, then the kernels.
+  const matrix_f xt = layer.online().apply(x);
+  EXPECT_EQ(y, rotquant::linear_w4a4(xt, layer.packed()));
+  const auto int3 = rotquant::presets::rtn(rotquant::quantizer::int_sym(3)).calibrate(x, w);
+  EXPECT_FALSE(int3.has_kernel());
+  EXPECT_ROTQUANT_ERROR(int3.deployable(), "so no deployable layer");
+}
+
 // The online transform and the folded weight cancel: (X M)(W M^-T)^T == X W^T.
 TEST(Pipeline, EveryPresetTransformFoldsExactly) {
   const index_t c = 256;

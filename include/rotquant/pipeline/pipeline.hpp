@@ -10,6 +10,7 @@
 //   std::cout << layer.report(x).to_string();
 #pragma once
 
+#include <memory>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -20,6 +21,7 @@
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/threading.hpp"
 #include "rotquant/kernels/gemm.hpp"
+#include "rotquant/kernels/linear.hpp"
 #include "rotquant/pipeline/report.hpp"
 #include "rotquant/pipeline/stages.hpp"
 #include "rotquant/quant/metrics.hpp"
@@ -103,8 +105,18 @@ class quantized_linear {
 
   /// True if forward() runs the packed W4A4 / W4A8 kernels (kernels/gemm.hpp).
   bool has_kernel() const { return has_kernel_; }
-  /// The packed weights (valid when has_kernel()).
-  const packed_weights& packed() const { return packed_; }
+  /// The packed weights (has_kernel() only; throws rotquant::error otherwise).
+  const packed_weights& packed() const { return deployable().weights(); }
+  /// The deployable part an inference engine keeps (online transform, packed weights,
+  /// activation format and options; none of the float weights or reports). has_kernel() only;
+  /// throws rotquant::error otherwise.
+  const w4a4_linear& deployable() const {
+    ROTQUANT_CHECK(deployed_ != nullptr, "quantized_linear: no kernel for weights '"
+                                             << weight_quantizer_.name() << "' x activations '"
+                                             << activation_quantizer_.name()
+                                             << "', so no deployable layer");
+    return *deployed_;
+  }
 
   index_t in_features() const { return in_; }
   index_t out_features() const { return out_; }
@@ -129,18 +141,17 @@ class quantized_linear {
   /// float. execution::kernel throws rotquant::error when there is no kernel for the quantizers.
   matrix_f forward(const matrix_f& x, execution how = execution::automatic,
                    executor* ex = nullptr) const {
-    const matrix_f xt = transform_input(x);
     if (how == execution::kernel)
       ROTQUANT_CHECK(has_kernel_, "quantized_linear: no kernel for weights '"
                                       << weight_quantizer_.name() << "' x activations '"
                                       << activation_quantizer_.name() << "'");
     if (has_kernel_ && how != execution::fake_quant) {
-      check_finite(xt, "quantized_linear::forward: X");
-      matrix_f out(xt.rows(), out_);
-      linear_w4a4(view(xt), packed_, view(out), act_format_, gemm_epilogue{}, ex,
-                  activation_quantizer_.clip, activation_quantizer_.group_size);
-      return out;
+      ROTQUANT_CHECK(x.cols() == in_,
+                     "quantized_linear: input has " << x.cols() << " features, the layer " << in_);
+      check_finite(x, "quantized_linear::forward: X");  // positions as the caller gave them
+      return deployed_->forward(x, ex);  // the rotation fused into the quantizer when it can be
     }
+    const matrix_f xt = transform_input(x);
     const matrix_f xq = fake_quantize(activation_quantizer_, xt);
     return xq * weight_dequantized_.transpose();
   }
@@ -195,11 +206,19 @@ class quantized_linear {
     weight_dequantized_ = dequantize(weight_codes_);
     if (detail::kernel_act_format(activation_quantizer_, act_format_) &&
         detail::kernel_weight_format(weight_quantizer_, in_)) {
+      linear_options o;
+      o.activations = act_format_;
+      o.quantize.clip = activation_quantizer_.clip;
+      if (act_format_ == act_format::qsi4dg) o.quantize.group = activation_quantizer_.group_size;
       try {
-        packed_ = pack_weights(weight_codes_);
+        deployed_ =
+            std::make_shared<const w4a4_linear>(online_, pack_weights(weight_codes_), std::move(o));
         has_kernel_ = true;
       } catch (const rotquant::error&) {
-        has_kernel_ = false;  // e.g. incompatible scale blocks: fake quantization only
+        // e.g. incompatible scale blocks, or a clip the block format cannot take: the layer
+        // runs by fake quantization only (has_kernel() false).
+        deployed_.reset();
+        has_kernel_ = false;
       }
     }
   }
@@ -214,7 +233,7 @@ class quantized_linear {
   matrix_f weight_dequantized_;
   bool has_kernel_ = false;
   act_format act_format_ = act_format::qsi4dx;
-  packed_weights packed_;
+  std::shared_ptr<const w4a4_linear> deployed_;  // shared by copies: immutable
 };
 
 /// A recipe: stages applied in order during calibration; the last must be stages::quantize<...>.
