@@ -106,8 +106,9 @@ std::vector<std::vector<matrix_f>> collect_inputs(llama::model& m,
   return out;
 }
 
-/// The inputs of linear group g of layer l over the sequences, stopping each forward there.
-matrix_f collect_group_input(llama::model& m, const std::vector<std::vector<int>>& seqs, int layer,
+/// The inputs of linear group g of layer l over the sequences whose residual streams entering
+/// layer l are `streams` (one per sequence), running layer l only as far as group g.
+matrix_f collect_group_input(llama::model& m, const std::vector<matrix_f>& streams, int layer,
                              int g) {
   struct stop {};
   std::vector<matrix_f> parts;
@@ -117,9 +118,10 @@ matrix_f collect_group_input(llama::model& m, const std::vector<std::vector<int>
       throw stop{};
     }
   };
-  for (const auto& s : seqs) {
+  for (const auto& s : streams) {
+    matrix_f x = s;
     try {
-      m.forward(s);
+      m.run_block(layer, x, m.make_rope(x.rows()));
     } catch (const stop&) {
     }
   }
@@ -444,9 +446,13 @@ int main(int argc, char** argv) {
         // QuaRot's gptq_fwrd: layer by layer, [q,k,v] -> [o] -> [gate,up] -> [down], each
         // group's Hessian from its inputs in the model quantized so far (weights only).
         weights_only = true;
-        for (int l = 0; l < w.cfg.layers; ++l)
+        // The residual streams entering layer l (the layers before it quantized), as QuaRot
+        // keeps its `inps`: each layer runs once more after its groups are quantized.
+        std::vector<matrix_f> streams;
+        for (const auto& s : gptq_calib) streams.push_back(m.embed_tokens(s));
+        for (int l = 0; l < w.cfg.layers; ++l) {
           for (int g = 0; g < 4; ++g) {
-            const matrix_f hx = collect_group_input(m, gptq_calib, l, g);
+            const matrix_f hx = collect_group_input(m, streams, l, g);
             const matrix_f wg =
                 llama::model::group_weight(w.layers[static_cast<std::size_t>(l)], g);
             auto q = std::make_shared<const rotquant::quantized_linear>(rc.make(
@@ -455,6 +461,8 @@ int main(int argc, char** argv) {
             m.blocks[static_cast<std::size_t>(l)].lin[static_cast<std::size_t>(g)] =
                 std::make_shared<quantized_adapter>(q, &mode, &weights_only);
           }
+          for (auto& x : streams) m.run_block(l, x, m.make_rope(x.rows()));
+        }
         weights_only = false;
       } else {
         rotquant::parallel_for(0, groups, 1, [&](index_t lo, index_t hi) {

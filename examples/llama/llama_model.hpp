@@ -234,69 +234,93 @@ struct model {
     return blocks[static_cast<std::size_t>(layer)].lin[static_cast<std::size_t>(which)]->forward(x);
   }
 
-  /// Logits [T, vocab] for one sequence of token ids (T <= max_positions), causal.
-  matrix_f forward(const std::vector<int>& tokens) const {
-    const index_t T = static_cast<index_t>(tokens.size());
-    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, group = H / KV;
-    matrix_f x(T, cfg.hidden);
-    for (index_t t = 0; t < T; ++t) x.row(t) = embed.row(tokens[static_cast<std::size_t>(t)]);
-    // RoPE tables (rotate-half convention, HF LLaMA).
-    const int half = hd / 2;
-    matrix_f cos_t(T, half), sin_t(T, half);
+  /// RoPE tables of positions 0..T-1 (rotate-half convention, HF LLaMA): [T, head_dim / 2].
+  struct rope_tables {
+    matrix_f cos, sin;
+  };
+  rope_tables make_rope(index_t T) const {
+    const int hd = cfg.head_dim(), half = hd / 2;
+    rope_tables r{matrix_f(T, half), matrix_f(T, half)};
     for (index_t t = 0; t < T; ++t)
       for (int i = 0; i < half; ++i) {
         const double inv = std::pow(static_cast<double>(cfg.rope_theta), -2.0 * i / hd);
         const float ang = static_cast<float>(static_cast<double>(t) * static_cast<float>(inv));
-        cos_t(t, i) = std::cos(ang);
-        sin_t(t, i) = std::sin(ang);
+        r.cos(t, i) = std::cos(ang);
+        r.sin(t, i) = std::sin(ang);
       }
+    return r;
+  }
+
+  /// The residual stream [T, hidden] entering layer 0.
+  matrix_f embed_tokens(const std::vector<int>& tokens) const {
+    const index_t T = static_cast<index_t>(tokens.size());
+    matrix_f x(T, cfg.hidden);
+    for (index_t t = 0; t < T; ++t) x.row(t) = embed.row(tokens[static_cast<std::size_t>(t)]);
+    return x;
+  }
+
+  /// Decoder layer l on the residual stream x [T, hidden] (in place), causal.
+  void run_block(int l, matrix_f& x, const rope_tables& rt) const {
+    const index_t T = x.rows();
+    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, group = H / KV;
+    const int half = hd / 2;
     auto rope = [&](matrix_f& m, int nheads) {
       for (index_t t = 0; t < T; ++t)
         for (int h = 0; h < nheads; ++h) {
           float* v = m.data() + t * m.cols() + h * hd;
           for (int i = 0; i < half; ++i) {
             const float a = v[i], b = v[i + half];
-            v[i] = a * cos_t(t, i) - b * sin_t(t, i);
-            v[i + half] = b * cos_t(t, i) + a * sin_t(t, i);
+            v[i] = a * rt.cos(t, i) - b * rt.sin(t, i);
+            v[i + half] = b * rt.cos(t, i) + a * rt.sin(t, i);
           }
         }
     };
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    for (int l = 0; l < cfg.layers; ++l) {
-      const block& b = blocks[static_cast<std::size_t>(l)];
-      const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
-      const matrix_f qkv_out = run_linear(l, qkv, h1);
-      const index_t kvw = static_cast<index_t>(KV) * hd;
-      matrix_f q = qkv_out.leftCols(cfg.hidden), k = qkv_out.middleCols(cfg.hidden, kvw);
-      const matrix_f v = qkv_out.rightCols(kvw);
-      rope(q, H);
-      rope(k, KV);
-      matrix_f attn(T, cfg.hidden);
-      for (int h = 0; h < H; ++h) {
-        const int kvh = h / group;
-        const matrix_f qh = q.middleCols(h * hd, hd), kh = k.middleCols(kvh * hd, hd);
-        matrix_f s = (qh * kh.transpose()) * scale;
-        for (index_t i = 0; i < T; ++i) {
-          const float mx = s.row(i).head(i + 1).maxCoeff();
-          float sum = 0;
-          for (index_t j = 0; j <= i; ++j) sum += (s(i, j) = std::exp(s(i, j) - mx));
-          for (index_t j = 0; j <= i; ++j) s(i, j) /= sum;
-          for (index_t j = i + 1; j < T; ++j) s(i, j) = 0;
-        }
-        attn.middleCols(h * hd, hd) = s * v.middleCols(kvh * hd, hd);
+    const block& b = blocks[static_cast<std::size_t>(l)];
+    const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
+    const matrix_f qkv_out = run_linear(l, qkv, h1);
+    const index_t kvw = static_cast<index_t>(KV) * hd;
+    matrix_f q = qkv_out.leftCols(cfg.hidden), k = qkv_out.middleCols(cfg.hidden, kvw);
+    const matrix_f v = qkv_out.rightCols(kvw);
+    rope(q, H);
+    rope(k, KV);
+    matrix_f attn(T, cfg.hidden);
+    for (int h = 0; h < H; ++h) {
+      const int kvh = h / group;
+      const matrix_f qh = q.middleCols(h * hd, hd), kh = k.middleCols(kvh * hd, hd);
+      matrix_f s = (qh * kh.transpose()) * scale;
+      for (index_t i = 0; i < T; ++i) {
+        const float mx = s.row(i).head(i + 1).maxCoeff();
+        float sum = 0;
+        for (index_t j = 0; j <= i; ++j) sum += (s(i, j) = std::exp(s(i, j) - mx));
+        for (index_t j = 0; j <= i; ++j) s(i, j) /= sum;
+        for (index_t j = i + 1; j < T; ++j) s(i, j) = 0;
       }
-      x += run_linear(l, o, attn);
-      const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
-      const matrix_f gu = run_linear(l, gate_up, h2);
-      matrix_f a(T, cfg.intermediate);
-      for (index_t t = 0; t < T; ++t)
-        for (index_t i = 0; i < cfg.intermediate; ++i) {
-          const float gi = gu(t, i);
-          a(t, i) = gi / (1.0f + std::exp(-gi)) * gu(t, cfg.intermediate + i);
-        }
-      x += run_linear(l, down, a);
+      attn.middleCols(h * hd, hd) = s * v.middleCols(kvh * hd, hd);
     }
+    x += run_linear(l, o, attn);
+    const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
+    const matrix_f gu = run_linear(l, gate_up, h2);
+    matrix_f a(T, cfg.intermediate);
+    for (index_t t = 0; t < T; ++t)
+      for (index_t i = 0; i < cfg.intermediate; ++i) {
+        const float gi = gu(t, i);
+        a(t, i) = gi / (1.0f + std::exp(-gi)) * gu(t, cfg.intermediate + i);
+      }
+    x += run_linear(l, down, a);
+  }
+
+  /// Logits [T, vocab] from the residual stream after the last layer.
+  matrix_f logits(const matrix_f& x) const {
     return rms_norm(x, final_norm, cfg.rms_eps) * lm_head.transpose();
+  }
+
+  /// Logits [T, vocab] for one sequence of token ids (T <= max_positions), causal.
+  matrix_f forward(const std::vector<int>& tokens) const {
+    matrix_f x = embed_tokens(tokens);
+    const rope_tables rt = make_rope(x.rows());
+    for (int l = 0; l < cfg.layers; ++l) run_block(l, x, rt);
+    return logits(x);
   }
 };
 
