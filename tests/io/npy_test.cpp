@@ -96,7 +96,7 @@ std::vector<std::uint8_t> with_header(const std::string& header, std::size_t dat
   return out;
 }
 
-// One malformed image per reject rule (testing.md section 7, rules 17-22).
+// One malformed image per reject rule (docs/testing.md section 7, rules 17-22).
 TEST(Npy, MalformedFilesAreRejectedWithAReason) {
   auto parse = [](const std::vector<std::uint8_t>& b) {
     return rotquant::io::parse_npy(b.data(), b.size());

@@ -107,7 +107,7 @@ TEST(Safetensors, RoundTripEveryDtypeWithMetadata) {
   EXPECT_EQ(g.at("t1_F64").element(5), -3.0);
 }
 
-// One malformed image per reject rule (testing.md section 7, rules 17-23).
+// One malformed image per reject rule (docs/testing.md section 7, rules 17-23).
 TEST(Safetensors, MalformedFilesAreRejectedWithAReason) {
   const std::string one = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   EXPECT_NO_THROW(parse(image(one, 8)));

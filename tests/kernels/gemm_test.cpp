@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tests for kernels/gemm.hpp (testing.md F9/F10): every ISA path and format bit-exact with an
+// Tests for kernels/gemm.hpp (docs/testing.md F9/F10): every ISA path and format bit-exact with an
 // independent int64 reference, extreme codes, tails, large K, thread counts, bad inputs.
 #include "rotquant/kernels/gemm.hpp"
 
@@ -150,8 +150,8 @@ TEST(Gemm, EveryPathAndFormatBitExactWithInt64Reference) {
   EXPECT_GT(nonzero, total / 2) << "uninformative test: most outputs are zero";
 }
 
-// Extreme codes everywhere (testing.md 3.2): -8 x -8, +7 x -8, FP4 -6 x -6, INT8 -128, with K up
-// to 16384; exact integer results are known in closed form.
+// Extreme codes everywhere (docs/testing.md 3.2): -8 x -8, +7 x -8, FP4 -6 x -6, INT8 -128, with
+// K up to 16384; exact integer results are known in closed form.
 TEST(Gemm, ExtremeCodesExactOnEveryPath) {
   const index_t k = rotquant_test::scaled(16384, 2048), n = 19;
   for (int mode : {1, 2})

@@ -457,7 +457,7 @@ TEST(QuantizeActivations, FastScaleHelpersMatchFormats) {
   }
 }
 
-// Guard page (testing.md 3.4): the input ends exactly at a page boundary followed by a
+// Guard page (docs/testing.md 3.4): the input ends exactly at a page boundary followed by a
 // PROT_NONE page, at every start offset modulo 16 floats, so any over-read of the last row
 // faults deterministically on every path and format.
 TEST(QuantizeActivations, NoOverReadPastTheInput) {

@@ -62,7 +62,7 @@ TEST(E2M1, EncodeRoundTripsEveryCodeExceptNegativeZero) {
   }
 }
 
-// testing.md 2.2: every threshold, tie and saturation case.
+// docs/testing.md 2.2: every threshold, tie and saturation case.
 TEST(E2M1, ThresholdAndTieTable) {
   struct row {
     float x;
@@ -226,7 +226,7 @@ TEST(FP8, EncodeMatchesNearestEvenModelOnRandomInputs) {
   }
 }
 
-// testing.md 2.3 golden vectors.
+// docs/testing.md 2.3 golden vectors.
 TEST(FP8, GoldenEdgeVectors) {
   EXPECT_EQ(e4m3_encode(448.0f, true), 0x7E);
   EXPECT_EQ(e4m3_encode(448.0f, false), 0x7E);
@@ -351,7 +351,7 @@ TEST(FP4Format, GridsOfAlgorithms41) {
   }
 }
 
-// The fake quant against the literal formula of algorithms.md 4.1 in double.
+// The fake quant against the literal formula of docs/algorithms.md 4.1 in double.
 TEST(FP4Format, FakeQuantMatchesLiteralFormula) {
   using rotquant::fp4_kind;
   rotquant::rng g(9);

@@ -156,7 +156,7 @@ TEST(HqDitSelection, HeavyTailedDataPicksMoreExponentBits) {
   std::printf("heavy-tailed: %s clip %.3f bias %.3f\n", rotquant::to_string(sel.best.kind),
               sel.best.clip, sel.best.bias);
   EXPECT_TRUE(sel.best.kind == fp4_kind::e3m0 || sel.best.kind == fp4_kind::e2m1);
-  // The reported bias is the real-valued bias of algorithms.md 4.1 for maxval = clip * absmax.
+  // The reported bias is the real-valued bias of docs/algorithms.md 4.1 for maxval = clip * absmax.
   const double amax = x.cwiseAbs().maxCoeff();
   EXPECT_NEAR(sel.best.maxval, amax * sel.best.clip, 1e-9 * amax);
   const int e = sel.best.kind == fp4_kind::e3m0 ? 3 : 2;

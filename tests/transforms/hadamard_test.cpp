@@ -30,7 +30,7 @@ imat to_int(const rotquant::detail::sign_matrix& h) {
   return m;
 }
 
-// --- Independent constructions written in the test (algorithms.md section 6). ---------------
+// --- Independent constructions written in the test (docs/algorithms.md section 6). ---------------
 
 // Quadratic residues by listing squares (not Euler's criterion as the library does).
 std::vector<int> residue_signs(int q) {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // dispatch.hpp: instruction-set paths (ISA), the arch tag types, and runtime path selection.
 //
-// Readers' note (the scheme of DESIGN.md section 3). Each SIMD path is an empty tag type; a
+// Readers' note (the scheme of docs/design.md section 3). Each SIMD path is an empty tag type; a
 // stronger tag derives from the weaker one (avx512 : avx2 : scalar, neon : scalar), so a
 // kernel that has no avx512 overload resolves to its avx2 overload, and so on down to the
 // scalar reference, which is always compiled. `dispatch(f)` calls f with the tag of the

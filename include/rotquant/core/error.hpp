@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // error.hpp: the library's exception type and its checking macros.
 //
-// Three tiers (DESIGN.md section 3): static_assert for template misuse; ROTQUANT_CHECK at every
-// public entry point, which throws rotquant::error with a message naming the offending values
-// and what would be accepted; ROTQUANT_DCHECK inside hot loops, compiled only in debug builds.
+// Three tiers (docs/design.md section 3): static_assert for template misuse; ROTQUANT_CHECK at
+// every public entry point, which throws rotquant::error with a message naming the offending
+// values and what would be accepted; ROTQUANT_DCHECK inside hot loops, compiled only in debug
+// builds.
 #pragma once
 
 #include <sstream>

@@ -5,7 +5,7 @@
 // Contract. parallel_for(begin, end, grain, body) calls body(lo, hi) on disjoint ranges that
 // cover [begin, end) exactly once. Every range boundary is begin + k * grain (or end), so a
 // caller that computes each range's output independently gets the same bits for any thread
-// count. Kernels themselves never start threads (DESIGN.md section 3); the layer above them
+// count. Kernels themselves never start threads (docs/design.md section 3); the layer above them
 // splits work and calls this hook.
 #pragma once
 

@@ -27,7 +27,7 @@
 
 namespace rotquant {
 
-/// Symmetric per-token (per-row) fake quantizer of QuaRot's ActQuantizer (algorithms.md 3.5),
+/// Symmetric per-token (per-row) fake quantizer of QuaRot's ActQuantizer (docs/algorithms.md 3.5),
 /// the quantizer DFRot optimises against. For each row x:
 ///   s = max|x| * clip / (2^(bits-1) - 1)   (s = 1 if that is 0),
 ///   q = clamp(rint(x / s), -2^(bits-1), 2^(bits-1) - 1),  out = q * s,
@@ -71,10 +71,10 @@ struct dfrot_step_record {
   bool accepted = false;
 };
 
-/// DFRot's acceptance rule: the released one (algorithms.md 2.3) generalised by two parameters:
-/// with best = loss_cur + slack, accept iff loss_cand <= best && best - loss_cand > min_decrease.
-/// slack = 100, min_decrease = 0.1 is the released code; slack = 0, min_decrease = 0 accepts
-/// only strict decreases.
+/// DFRot's acceptance rule: the released one (docs/algorithms.md 2.3) generalised by two
+/// parameters: with best = loss_cur + slack, accept iff loss_cand <= best && best - loss_cand >
+/// min_decrease. slack = 100, min_decrease = 0.1 is the released code; slack = 0,
+/// min_decrease = 0 accepts only strict decreases.
 inline bool dfrot_accept(double loss_cur, double loss_cand, double slack, double min_decrease) {
   const double best = loss_cur + slack;
   return loss_cand <= best && best - loss_cand > min_decrease;
@@ -203,7 +203,7 @@ matrix_d polar_factor(const Eigen::MatrixBase<Derived>& m) {
 /// convention: R_ii = -sign(pivot) * ||sub-column|| while the part below the pivot is non-zero,
 /// R_ii = pivot otherwise (Eigen's makeHouseholder follows the same rule). For an orthogonal
 /// input P this returns P diag(sign R_ii) re-orthonormalised to working precision; for a
-/// near-identity P it negates every column but the last (algorithms.md 2.3). O(C^3).
+/// near-identity P it negates every column but the last (docs/algorithms.md 2.3). O(C^3).
 template <class Derived>
 matrix_d householder_q(const Eigen::MatrixBase<Derived>& p) {
   using col_major = Eigen::MatrixXd;
@@ -221,7 +221,7 @@ struct refine_output {
   bool stopped_early = false;
 };
 
-/// The alternating loop of algorithms.md 2.4 on already rotated, already weighted rows `a`
+/// The alternating loop of docs/algorithms.md 2.4 on already rotated, already weighted rows `a`
 /// (n x C), starting from R = I. Per step: M = (A R)^T Q(A R) in double, P = polar(M),
 /// candidate R' = householder_q(R P), loss(R') = ||A R' - Q(A R')||_F; R <- R' if
 /// dfrot_accept. A rejected step leaves R unchanged, so every later step would repeat it:

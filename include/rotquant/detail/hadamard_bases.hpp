@@ -3,7 +3,7 @@
 // doubling, Williamson) and the factorisation n = K * 2^m used by the fast transform.
 //
 // Readers' note. Nothing here is a stored table: every base is built from its construction rule
-// (algorithms.md section 6), and the rules reproduce QuaRot's, SpinQuant's and FlatQuant's
+// (docs/algorithms.md section 6), and the rules reproduce QuaRot's, SpinQuant's and FlatQuant's
 // tables entry for entry (12, 20, 28, 36, 40, 44, 52, 60, 108, 140, 156, 172). Any other K that a
 // Paley construction reaches with a prime q is built on demand (e.g. 76, 684, 924).
 #pragma once
@@ -187,7 +187,7 @@ inline sign_matrix williamson_base(const char* a, const char* b, const char* c, 
   return h;
 }
 
-/// First rows of QuaRot's Williamson tables (algorithms.md section 6).
+/// First rows of QuaRot's Williamson tables (docs/algorithms.md section 6).
 struct williamson_rows {
   index_t order;
   const char* a;

@@ -82,7 +82,7 @@ constexpr index_t gemm_panel_cols = 16;
 /// K granularity of the packed layouts (one 64-byte weight chunk covers 8 k values).
 constexpr index_t gemm_k_chunk = 8;
 /// Largest K the kernels accept: |u * a| <= 24 * 128 per k, so int32 is exact up to
-/// floor(2^31 / 3072) = 699,050 (testing.md 3.1).
+/// floor(2^31 / 3072) = 699,050 (docs/testing.md 3.1).
 constexpr index_t gemm_max_k = 699050;
 
 /// Rounds k up to the packed K granularity.

@@ -3,7 +3,7 @@
 //
 //   rtn          no transform; INT4 sym per-channel weights, INT4 sym per-token activations
 //   smoothquant  SmoothQuant scaling (alpha 0.5) then the same quantizers
-//   quarot       randomized Hadamard (sizes K 2^m, algorithms.md 3.1/3.3), same quantizers
+//   quarot       randomized Hadamard (sizes K 2^m, docs/algorithms.md 3.1/3.3), same quantizers
 //   duquant      smoothing 0.6 + rotation / zigzag / rotation (B = 128, N = 256), asymmetric
 //                per-token activations clip 0.9 (--lac) and per-channel weights clip 0.8 (--swc)
 //   dfrot        randomized Hadamard refined by DFRot (alpha 100, 100 steps), same as quarot

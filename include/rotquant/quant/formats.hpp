@@ -3,13 +3,13 @@
 //
 // Every encoder rounds to nearest, ties to even (exact: the rounding is done on an exactly
 // scaled value with std::rint in the default rounding mode), with explicit saturation.
-// Formats (testing.md section 2.1):
+// Formats (docs/testing.md section 2.1):
 //   E2M1  (OCP FP4)  bias 1, magnitudes {0, .5, 1, 1.5, 2, 3, 4, 6}, no Inf/NaN.
 //   E4M3  (OCP "fn") bias 7, max 448, NaN = S.1111.111, no Inf, subnormals down to 2^-9.
 //   E5M2  (OCP)      bias 15, max 57344, Inf = S.11111.00, NaN = S.11111.{01,10,11}.
 //   UE4M3            E4M3 with the sign bit unused (NVFP4 block scale).
 //   E8M0  (MX scale) value 2^(byte - 127), 0xFF = NaN, no zero.
-//   fp4_format       E1M2 / E2M1 / E3M0 with a real-valued exponent bias (algorithms.md 4.1).
+//   fp4_format       E1M2 / E2M1 / E3M0 with a real-valued exponent bias (docs/algorithms.md 4.1).
 // These functions are scalar, allocation free and do not validate NaN/Inf: public entry points
 // of the quantizers reject non-finite inputs before calling them.
 #pragma once
@@ -30,7 +30,7 @@ namespace rotquant {
 
 /// Encodes x as an E2M1 code: round to nearest even, saturating at +-6. Code layout: bit3 =
 /// sign, bits2..1 = exponent, bit0 = mantissa. Results that round to zero (including -0 and
-/// negative values of magnitude <= 0.25) encode as +0 (0x0). Thresholds (testing.md 2.2):
+/// negative values of magnitude <= 0.25) encode as +0 (0x0). Thresholds (docs/testing.md 2.2):
 /// |x| <= 0.25 -> 0, < 0.75 -> 0.5, <= 1.25 -> 1, < 1.75 -> 1.5, <= 2.5 -> 2, < 3.5 -> 3,
 /// <= 5 -> 4, else 6. Precondition: x is not NaN (NaN encodes as 0x7 or 0xF, unspecified). O(1).
 inline std::uint8_t e2m1_encode(float x) {
@@ -185,7 +185,7 @@ inline float e8m0_decode(std::uint8_t b) {
 }
 
 // ------------------------------------------------------------------------------------------
-// FP4 with a real-valued exponent bias (HQ-DiT / LLM-FP4, algorithms.md 4.1)
+// FP4 with a real-valued exponent bias (HQ-DiT / LLM-FP4, docs/algorithms.md 4.1)
 // ------------------------------------------------------------------------------------------
 
 /// The three 4-bit minifloat layouts (1 sign bit, E exponent bits, M = 3 - E mantissa bits).
@@ -204,7 +204,7 @@ inline const char* to_string(fp4_kind k) {
   return "?";
 }
 
-/// A 4-bit sign-magnitude minifloat with a real-valued exponent bias b (algorithms.md 4.1):
+/// A 4-bit sign-magnitude minifloat with a real-valued exponent bias b (docs/algorithms.md 4.1):
 ///   maxval = (2 - 2^-M) 2^(2^E - 1 - b);  fake quant: x_c = clamp(x, -maxval, maxval),
 ///   p = max(floor(log2|x_c| + b), 1), step = 2^(p - M - b), x^ = rint(x_c / step) step.
 /// Internally the value is held as unit = 2^-b, so every representable value is
@@ -276,7 +276,7 @@ class fp4_format {
     const float v = static_cast<float>(grid[exponent_bits() - 1][code & 0x7] * unit_);
     return (code & 0x8) ? -v : v;
   }
-  /// decode(encode(x)) computed directly (the formula of algorithms.md 4.1). O(1).
+  /// decode(encode(x)) computed directly (the formula of docs/algorithms.md 4.1). O(1).
   float fake_quantize(float x) const { return decode(encode(x)); }
 
  private:

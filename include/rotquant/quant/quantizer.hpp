@@ -4,8 +4,8 @@
 //
 // Every rule is fp32 arithmetic with IEEE division x / s (never a reciprocal multiply) and
 // std::rint in the default rounding mode (ties to even), so the SIMD fast paths of
-// kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the shared
-// contract's block and integer per-token rules; algorithms.md 1.7, 3.5-3.6, 4.1):
+// kernels/quantize_activations.hpp can be required to match bit for bit. The rules (the block
+// and integer per-token rules the kernels share; docs/algorithms.md 1.7, 3.5-3.6, 4.1):
 //
 // INT sym (absmax): s = absmax * clip / (2^(b-1) - 1), s = 1 if s == 0;
 //   q = clamp(rint(x / s), -2^(b-1), 2^(b-1) - 1); x^ = q s.
@@ -28,7 +28,8 @@
 // FP4 (E1M2 / E2M1 / E3M0): s = absmax * clip / maxval_k (s = 1 if 0); code = encode_k(x / s);
 //   x^ = decode_k(code) s. maxval_k is the top of the format with the IEEE-style bias
 //   2^(E-1) - 1 (E1M2: 3.5, E2M1: 6 = OCP FP4, E3M0: 16). The real-valued bias of
-//   algorithms.md 4.1 is then b = b_k - log2(s), i.e. fp4_format::from_maxval(kind, absmax clip).
+//   docs/algorithms.md 4.1 is then b = b_k - log2(s), i.e.
+//   fp4_format::from_maxval(kind, absmax clip).
 // FP8 (E4M3 / E5M2): s = absmax * clip / 448 (or 57344), s = 1 if 0; code = e4m3_encode(x / s).
 // MXFP4: blocks of 32; e = floor(log2 amax) - 2 clamped to [-127, 127] (all-zero block: e = -127,
 //   codes 0); codes = e2m1_encode(x * 2^-e); scale byte e + 127 (E8M0).

@@ -10,10 +10,10 @@
 // own best ratio (like LWC's per-channel parameters); per_tensor takes one ratio for all.
 // Ties keep the earlier grid point (the grid runs from hi down to lo, so the larger ratio).
 //
-// HQ-DiT selection (algorithms.md 4.2, our reconstruction): for each FP4 layout in
+// HQ-DiT selection (docs/algorithms.md 4.2, our reconstruction): for each FP4 layout in
 // {E1M2, E2M1, E3M0} and each clip ratio r of a grid, fake-quantize with maxval = r * absmax
 // (per tensor, row or group); equivalently the real-valued exponent bias
-// b = 2^E - log2(maxval) + log2(2 - 2^-M) - 1 (algorithms.md 4.1). The pair with the lowest
+// b = 2^E - log2(maxval) + log2(2 - 2^-M) - 1 (docs/algorithms.md 4.1). The pair with the lowest
 // error wins (first on ties, in the order E1M2, E2M1, E3M0 and hi -> lo).
 #pragma once
 

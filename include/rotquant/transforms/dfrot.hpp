@@ -2,9 +2,9 @@
 // dfrot.hpp: DFRot (arXiv 2412.00648): refine a start rotation by alternating per-token
 // quantizer fits and orthogonal Procrustes updates, weighting massive-activation tokens.
 //
-// Readers' note (algorithms.md section 2). Given calibration rows X (T x C, e.g. RMSNorm outputs
-// of every decoder layer), a start rotation S (randomized Hadamard by default) and a set M of
-// massive-activation tokens, DFRot minimises ||A R - Q(A R)||_F over orthogonal R, where
+// Readers' note (docs/algorithms.md section 2). Given calibration rows X (T x C, e.g. RMSNorm
+// outputs of every decoder layer), a start rotation S (randomized Hadamard by default) and a set M
+// of massive-activation tokens, DFRot minimises ||A R - Q(A R)||_F over orthogonal R, where
 // A = X S with the rows in M multiplied by alpha and Q is the 4-bit symmetric per-token
 // quantizer. It alternates B = Q(A R) (quantizer parameters re-derived on the rotated rows)
 // with the Procrustes update P = U V^T from svd((A R)^T B), re-orthonormalised by QR exactly
@@ -40,7 +40,7 @@
 
 namespace rotquant {
 
-/// How massive-activation tokens are found (algorithms.md 2.2).
+/// How massive-activation tokens are found (docs/algorithms.md 2.2).
 enum class massive_rule {
   /// Released LLaMA/Qwen rule: err0_t = ||x_t - Q(x_t)||_2 on the un-rotated row is below a
   /// threshold (a token with its norm in 1-2 channels rounds the rest to ~0 and has a small
@@ -109,7 +109,7 @@ struct dfrot_options {
   /// Massive rows are always all included.
   index_t sample_rows = 0;
   std::uint64_t sample_seed = 0;
-  /// Acceptance (algorithms.md 2.3): with best = loss + slack, a candidate is accepted iff
+  /// Acceptance (docs/algorithms.md 2.3): with best = loss + slack, a candidate is accepted iff
   /// loss' <= best and best - loss' > min_decrease. The released values are 100 and 0.1
   /// (absolute, so they accept almost every step); slack = 0 and min_decrease = 0 accept only
   /// strict decreases. A rejected step ends the loop (every later step would repeat it).
@@ -385,7 +385,7 @@ matrix_d procrustes_rotation(const Eigen::MatrixBase<DerivedA>& a_in,
 }
 
 /// DFRot. X: T x C calibration rows (float or double; the released run uses the RMSNorm
-/// outputs of every decoder layer, rows of norm sqrt(C)). Steps (algorithms.md 2.2-2.4):
+/// outputs of every decoder layer, rows of norm sqrt(C)). Steps (docs/algorithms.md 2.2-2.4):
 ///  1. massive tokens by opt.massive (computed once, on the un-rotated rows);
 ///  2. start S (opt.start) and A = [rows of massive tokens * alpha; sampled normal rows *
 ///     sqrt(N / n)] S, in S's scalar type;

@@ -2,7 +2,7 @@
 // transforms/duquant.hpp: DuQuant (arXiv 2406.01721): smoothing, greedy outlier-targeted block
 // rotations, zigzag permutation, second rotation, as one rotquant::transform per linear input.
 //
-// Readers' note (algorithms.md section 1.2-1.6, pitfalls 2-4 and 8 of section 7).
+// Readers' note (docs/algorithms.md section 1.2-1.6, pitfalls 2-4 and 8 of section 7).
 //   * Fixed base R~ (B x B): the Helmert matrix with indices 0 and B-1 swapped, so row 0 is the
 //     uniform vector 1/sqrt(B). Per search, Rot = R~ diag(1, Q') with Q' the Q factor of a
 //     Householder QR (Eigen, LAPACK sign convention, no sign fix) of a (B-1) x (B-1) standard
@@ -44,7 +44,7 @@ enum class duquant_mode { released_code, paper };
 
 /// How the permutation between two rotations is chosen.
 enum class duquant_permutation {
-  zigzag,  // algorithms.md 1.4 (the method)
+  zigzag,  // docs/algorithms.md 1.4 (the method)
   random   // seeded uniform permutation (ablation)
 };
 

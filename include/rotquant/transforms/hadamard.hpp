@@ -3,7 +3,7 @@
 // over rows (hadamard_plan) and dense T_n for checks (QuaRot's randomized Hadamard as a
 // transform: transforms/randomized_hadamard.hpp).
 //
-// Readers' note. Index convention (QuaRot, algorithms.md 3.1): a row x of n = K * 2^m elements
+// Readers' note. Index convention (QuaRot, docs/algorithms.md 3.1): a row x of n = K * 2^m elements
 // is viewed as a K x 2^m matrix X (x[k * 2^m + j]) and mapped to vec(H_K X S) / sqrt(n), with S
 // the natural-order Sylvester matrix. K is chosen like QuaRot's get_hadK; other K that a Paley
 // construction reaches are built on demand; every other n is an error, never padded.

@@ -49,7 +49,7 @@ class smooth_statistics {
   index_t tokens_ = 0;
 };
 
-/// SmoothQuant scales (DuQuant's rule, algorithms.md 1.2):
+/// SmoothQuant scales (DuQuant's rule, docs/algorithms.md 1.2):
 ///   s_j = max(a_j^alpha / w_j^(1 - alpha), 1e-5), a_j = max(act_absmax_j, 1e-5),
 ///   w_j = max(weight_absmax_j, 1e-5).
 /// Use with transform::append_scale(s) (X / s online, W * s folded). Inputs: equal lengths

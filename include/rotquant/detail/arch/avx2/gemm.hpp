@@ -5,7 +5,7 @@
 // operand of vpmaddubsw is the weight unit u = w + offset, u in [0, 15] (INT4) or [0, 24] (FP4),
 // the signed operand the activation code a in [-128, 127] (INT8; INT4 codes are in [-15, 15],
 // FP4 in [-12, 12]).
-// Why no int16 saturation can occur (testing.md 3.2): vpmaddubsw forms u0 a0 + u1 a1 per int16
+// Why no int16 saturation can occur (docs/testing.md 3.2): vpmaddubsw forms u0 a0 + u1 a1 per int16
 // lane, |u0 a0 + u1 a1| <= 2 * 24 * 128 = 6144; we add the results of the low-nibble and the
 // high-nibble halves of one 8-k chunk in int16 before widening, |sum| <= 2 * 6144 = 12288
 // < 32767. (For the W4A4 formats the bounds are far smaller: 2 * 2 * 15 * 15 = 900.) The pair
