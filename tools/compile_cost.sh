@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # compile_cost.sh: what including rotquant costs a consumer. For each case below (or the
 # headers given as arguments), compiles a TU holding only those #includes with
-# `${CXX:-g++} -std=c++17 -O2 -c` and prints wall seconds and peak memory (GNU time).
+# `${CXX:-g++} -std=c++17 -O2 -c` and prints wall seconds and peak memory (GNU time), the
+# median of RUNS=3 compiles.
 #   bash tools/compile_cost.sh                 # the standard cases and their targets
 #   bash tools/compile_cost.sh rotquant/io/npy.hpp rotquant/kernels/gemm.hpp
 # Extra flags (e.g. -DROTQUANT_COMPILED) come from CXXFLAGS.
@@ -21,10 +22,16 @@ measure() {  # name target_s target_mb headers... (a header "+use" appends $tmp/
   for h in "$@"; do
     if [ "$h" = "+use" ]; then cat "$tmp/use.cpp" >>"$tmp/tu.cpp"; else echo "#include <$h>" >>"$tmp/tu.cpp"; fi
   done
-  # shellcheck disable=SC2086
-  /usr/bin/time -f "%e %M" -o "$tmp/t" $cxx -std=c++17 -O2 ${CXXFLAGS:-} -Iinclude $eigen \
-    -c "$tmp/tu.cpp" -o "$tmp/tu.o"
-  read -r s kb <"$tmp/t"
+  # The median of RUNS compiles (default 3; a shared VM's timings vary by 10-20%), its memory.
+  local runs=${RUNS:-3} i
+  : >"$tmp/all"
+  for ((i = 0; i < runs; i++)); do
+    # shellcheck disable=SC2086
+    /usr/bin/time -f "%e %M" -o "$tmp/t" $cxx -std=c++17 -O2 ${CXXFLAGS:-} -Iinclude $eigen \
+      -c "$tmp/tu.cpp" -o "$tmp/tu.o"
+    cat "$tmp/t" >>"$tmp/all"
+  done
+  read -r s kb < <(sort -n "$tmp/all" | sed -n "$(((runs + 1) / 2))p")
   local mb=$(( kb / 1024 )) verdict=""
   if [ "$ts" != "-" ]; then
     if awk -v s="$s" -v t="$ts" 'BEGIN{exit !(s<=t)}' && [ "$mb" -le "$tm" ]; then

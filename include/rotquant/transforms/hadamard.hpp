@@ -124,7 +124,9 @@ class hadamard_plan {
   }
 
   /// Dense T_n (n x n, double): column form y = T_n x. O(n^2) memory; for checks. Throws
-  /// rotquant::error when n x n doubles cannot be allocated.
+  /// rotquant::error when n x n doubles cannot be allocated. (A template only so that the
+  /// double-precision kernels are instantiated where it is called.)
+  template <class Deferred = void>
   matrix_d to_dense() const {
     detail::check_alloc(n_, n_, sizeof(double), "hadamard_plan::to_dense");
     matrix_d t;

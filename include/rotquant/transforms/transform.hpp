@@ -273,7 +273,9 @@ class transform {
   }
 
   /// M as a dense C x C matrix (double): I M. O(C^2) memory. Throws rotquant::error when
-  /// C x C doubles cannot be allocated (checked before allocating).
+  /// C x C doubles cannot be allocated (checked before allocating). (A template only so that
+  /// the double-precision stage kernels are instantiated where it is called, not in every TU.)
+  template <class Deferred = void>
   matrix_d to_dense() const {
     detail::check_alloc(dim_, dim_, sizeof(double), "transform::to_dense");
     matrix_d m;
@@ -288,6 +290,7 @@ class transform {
 
   /// True if M^T M = I within tol: every stage orthogonal within tol (scales all 1), or, if
   /// some stage is not and C <= 2048, the dense product checked directly.
+  template <class Deferred = void>
   bool is_orthogonal(double tol = 1e-6) const {
     bool all = true;
     for (std::size_t i = 0; i < stages_.size() && all; ++i) {
