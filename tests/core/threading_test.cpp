@@ -123,4 +123,26 @@ TEST(Threading, NestedParallelForOnTheSamePoolRunsInline) {
   EXPECT_EQ(count.load(), 80);
 }
 
+TEST(Threading, ScopedDefaultExecutorRestoresThePreviousOne) {
+  rotquant::thread_pool_executor outer(2), inner(3);
+  rotquant::executor* const before = &rotquant::default_executor();
+  {
+    rotquant::scoped_default_executor a(&outer);
+    EXPECT_EQ(&rotquant::default_executor(), &outer);
+    {
+      rotquant::scoped_default_executor b(&inner);
+      EXPECT_EQ(&rotquant::default_executor(), &inner);
+      rotquant::scoped_default_executor serial(nullptr);
+      EXPECT_EQ(&rotquant::default_executor(), &rotquant::detail::serial_default());
+    }
+    EXPECT_EQ(&rotquant::default_executor(), &outer);
+    std::atomic<int> n{0};
+    rotquant::parallel_for(0, 16, 1, [&](rotquant::index_t lo, rotquant::index_t hi) {
+      n += static_cast<int>(hi - lo);
+    });
+    EXPECT_EQ(n.load(), 16);
+  }
+  EXPECT_EQ(&rotquant::default_executor(), before);
+}
+
 }  // namespace

@@ -275,6 +275,25 @@ inline void set_default_executor(executor* ex) {
                                         std::memory_order_release);
 }
 
+/// RAII: installs `ex` as the default executor for a scope (nullptr: the serial one), then
+/// restores the one installed before, like scoped_isa for the ISA path. Scopes nest; the
+/// executor must outlive the guard.
+class scoped_default_executor {
+ public:
+  explicit scoped_default_executor(executor* ex)
+      : previous_(detail::default_executor_slot().load(std::memory_order_acquire)) {
+    set_default_executor(ex);
+  }
+  ~scoped_default_executor() {
+    detail::default_executor_slot().store(previous_, std::memory_order_release);
+  }
+  scoped_default_executor(const scoped_default_executor&) = delete;
+  scoped_default_executor& operator=(const scoped_default_executor&) = delete;
+
+ private:
+  executor* previous_;
+};
+
 /// parallel_for through `ex`, or the default executor when ex is null.
 inline void parallel_for(index_t begin, index_t end, index_t grain, const range_body& body,
                          executor* ex = nullptr) {
