@@ -59,6 +59,22 @@ TEST(Pipeline, DeployableLayerIsTheKernelPath) {
   EXPECT_ROTQUANT_ERROR(int3.deployable(), "so no deployable layer");
 }
 
+// DuQuant's builder with alpha = 0 does not smooth: no scale stage, the transform of
+// duquant(x) without the weight; with alpha > 0 the scale stage comes first.
+TEST(Pipeline, DuquantBuilderWithoutSmoothingAddsNoScale) {
+  const matrix_f x = outlier_activations(64, 128, 8), w = weights(16, 128, 9);
+  rotquant::stages::duquant_builder b;
+  b.options.block_size = 32;
+  b.options.alpha = 0.0;
+  const rotquant::transform t0 = b.build(x, w);
+  for (const auto& st : t0.stages()) EXPECT_NE(st.kind, rotquant::stage_kind::scale);
+  EXPECT_EQ(t0.to_dense(), rotquant::duquant(x, b.options).xform.to_dense());
+  b.options.alpha = 0.6;
+  const rotquant::transform t6 = b.build(x, w);
+  ASSERT_GE(t6.num_stages(), 1u);
+  EXPECT_EQ(t6.stages().front().kind, rotquant::stage_kind::scale);
+}
+
 // The online transform and the folded weight cancel: (X M)(W M^-T)^T == X W^T.
 TEST(Pipeline, EveryPresetTransformFoldsExactly) {
   const index_t c = 256;

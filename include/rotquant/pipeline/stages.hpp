@@ -110,11 +110,14 @@ struct random_orthogonal_builder {
 };
 
 /// DuQuant: (smoothing, if options.alpha > 0) + rotation / zigzag / rotation from the data.
+/// alpha = 0 is the released code run without smoothing: no scale stage at all (SmoothQuant's
+/// formula at alpha = 0 would still divide by max |W_j|, which is not "no smoothing").
 struct duquant_builder {
   duquant_options options;
   std::string name() const { return "duquant"; }
   template <class M>
   transform build(const M& x, const M& w) const {
+    if (options.alpha == 0.0) return duquant(x, options).xform;
     return duquant(x, w, options).xform;
   }
 };
