@@ -111,6 +111,14 @@ inline void check_kernel_codes(const quantized_matrix& q, const char* who) {
                                                     << q.tensor_scale << ", must be finite");
 }
 
+/// True if an activation scale block and a weight scale block can share one K loop over rows
+/// of k: the smaller (each capped at k) divides the larger, or the larger spans all of K.
+inline bool gemm_blocks_pair(index_t a_block, index_t w_block, index_t k) {
+  const index_t ab = std::min(a_block, k), wb = std::min(w_block, k);
+  const index_t kb = std::min(ab, wb);
+  return (ab % kb == 0 || ab >= k) && (wb % kb == 0 || wb >= k);
+}
+
 /// Throws unless the output view `out` is well formed (data for a non-empty shape, a row stride
 /// >= cols when it has several rows) and shares no memory with the inputs of the GEMM.
 inline void gemm_check_output(const packed_activations& A, const packed_weights& W,
@@ -324,14 +332,13 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
   ROTQUANT_CHECK(A.codes.size() == static_cast<std::size_t>(A.m * A.stride) && A.stride == W.kp,
                  "quantized_matmul: packed activations are inconsistent (stride "
                      << A.stride << ", expected " << W.kp << ")");
-  const index_t k = W.k;
-  const index_t ab = std::min(A.block, k), wb = std::min(W.block, k);
-  const index_t kb = std::min(ab, wb);
-  ROTQUANT_CHECK((ab % kb == 0 || ab >= k) && (wb % kb == 0 || wb >= k),
+  ROTQUANT_CHECK(detail::gemm_blocks_pair(A.block, W.block, W.k),
                  "quantized_matmul: activation block " << A.block << " and weight block " << W.block
                                                        << " are incompatible; one must divide "
                                                           "the other");
   if (A.m == 0) return;
+  const index_t k = W.k;
+  const index_t kb = std::min(std::min(A.block, k), std::min(W.block, k));
   detail::gemm_args g;
   g.a = A.codes.data();
   g.lda = A.stride;

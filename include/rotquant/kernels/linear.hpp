@@ -100,10 +100,7 @@ class w4a4_linear {
     // here, and the activation block against the weight block, not at the first forward().
     packed_activations probe;
     detail::qact_prepare(0, weights_.k, f, options_.quantize, probe);
-    const index_t k = weights_.k;
-    const index_t ab = std::min(probe.block, k), wb = std::min(weights_.block, k);
-    const index_t kb = std::min(ab, wb);
-    ROTQUANT_CHECK((ab % kb == 0 || ab >= k) && (wb % kb == 0 || wb >= k),
+    ROTQUANT_CHECK(detail::gemm_blocks_pair(probe.block, weights_.block, weights_.k),
                    "w4a4_linear: activation block " << probe.block << " (" << to_string(f)
                                                     << ") and weight block " << weights_.block
                                                     << " are incompatible; one must divide the "
@@ -145,10 +142,7 @@ class w4a4_linear {
     } else {
       detail::check_input_view(x, "w4a4_linear::forward");
       detail::check_alloc(x.rows(), x.cols(), sizeof(float), "w4a4_linear::forward");
-      matrix_f xt(x.rows(), x.cols());
-      for (index_t r = 0; r < x.rows(); ++r)
-        std::copy(x.data() + r * x.outerStride(), x.data() + r * x.outerStride() + x.cols(),
-                  xt.data() + r * x.cols());
+      matrix_f xt = x;
       online_.apply_inplace(view(xt), ex);
       quantize_activations(view(static_cast<const matrix_f&>(xt)), options_.activations, a, q);
     }
@@ -159,9 +153,6 @@ class w4a4_linear {
 
   /// Convenience overload returning a new [m, out_features] matrix.
   matrix_f forward(const matrix_f& x, executor* ex = nullptr) const {
-    ROTQUANT_CHECK(x.cols() == in_features(), "w4a4_linear::forward: x has "
-                                                  << x.cols() << " features, the layer "
-                                                  << in_features());
     detail::check_alloc(x.rows(), out_features(), sizeof(float), "w4a4_linear::forward");
     matrix_f out(x.rows(), out_features());
     forward(view(x), view(out), ex);
