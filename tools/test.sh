@@ -4,9 +4,10 @@
 #   dev         RelWithDebInfo build of everything; all tests, consumption tests, format check
 #   isa-scalar  the dev binaries again under ROTQUANT_ISA=scalar (every kernel on its reference
 #               path; nothing rebuilt)
-#   asan        ASan + UBSan, every test
+#   asan        AddressSanitizer, every test
 #   tsan        ThreadSanitizer on the threading, GEMM, quantize and pipeline tests
-#   scalar      ROTQUANT_FORCE_SCALAR build (no SIMD path compiled in): dispatch, core, kernels
+#   scalar      ROTQUANT_FORCE_SCALAR build (no SIMD path compiled in) under UBSan: dispatch,
+#               core, kernels
 #   aarch64     cross-built with g++-aarch64-linux-gnu, every test under qemu-aarch64
 #   fuzz        clang libFuzzer targets of the file parsers, run briefly under ASan + UBSan
 #   bench       release build of the Google Benchmark binaries, each run once on its smallest case
