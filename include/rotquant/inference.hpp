@@ -13,6 +13,7 @@
 #include "rotquant/core/threading.hpp"
 #include "rotquant/io/transform_file.hpp"
 #include "rotquant/kernels/gemm.hpp"
+#include "rotquant/kernels/kv_cache.hpp"
 #include "rotquant/kernels/linear.hpp"
 #include "rotquant/kernels/packed.hpp"
 #include "rotquant/kernels/quantize_activations.hpp"

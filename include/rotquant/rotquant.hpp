@@ -15,6 +15,7 @@
 #include "rotquant/io/safetensors.hpp"
 #include "rotquant/io/transform_file.hpp"
 #include "rotquant/kernels/gemm.hpp"
+#include "rotquant/kernels/kv_cache.hpp"
 #include "rotquant/kernels/linear.hpp"
 #include "rotquant/kernels/quantize_activations.hpp"
 #include "rotquant/quant/formats.hpp"

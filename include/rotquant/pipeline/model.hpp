@@ -75,4 +75,78 @@ void rotate_stream(const transform& m, const std::vector<matrix<Scalar>*>& reade
   for (auto* e : embeddings) *e = m.apply(*e);
 }
 
+/// The transform that applies `head` (dimension head_dim) to each of `count` consecutive
+/// heads: dimension count * head_dim, block-diagonal with `head` on every block, stage by stage
+/// (a Hadamard stage stays a fast Hadamard of the same block; a dense stage becomes a shared
+/// block-diagonal one).
+inline transform repeat_per_head(const transform& head, index_t count) {
+  ROTQUANT_CHECK(count >= 1, "repeat_per_head: count = " << count << "; expected >= 1");
+  const index_t d = head.dim();
+  transform out(d * count);
+  auto tile = [&](const vector_d& v) {
+    vector_d t(d * count);
+    for (index_t h = 0; h < count; ++h) t.segment(h * d, d) = v;
+    return t;
+  };
+  for (const auto& st : head.stages()) {
+    switch (st.kind) {
+      case stage_kind::scale:
+        out.append_scale(tile(st.values));
+        break;
+      case stage_kind::signs:
+        out.append_signs(tile(st.values));
+        break;
+      case stage_kind::permutation: {
+        std::vector<index_t> perm(static_cast<std::size_t>(d * count));
+        for (index_t h = 0; h < count; ++h)
+          for (index_t i = 0; i < d; ++i)
+            perm[static_cast<std::size_t>(h * d + i)] =
+                h * d + st.perm[static_cast<std::size_t>(i)];
+        out.append_permutation(std::move(perm));
+        break;
+      }
+      case stage_kind::hadamard:
+        out.append_hadamard(st.block, st.transposed);
+        break;
+      case stage_kind::block_diagonal:
+        if (st.blocks.size() == 1) {
+          out.append_block_diagonal(st.blocks[0]);
+        } else {
+          std::vector<matrix_d> blocks;
+          for (index_t h = 0; h < count; ++h)
+            blocks.insert(blocks.end(), st.blocks.begin(), st.blocks.end());
+          out.append_block_diagonal(std::move(blocks));
+        }
+        break;
+      case stage_kind::dense:
+        out.append_block_diagonal(st.blocks[0]);
+        break;
+    }
+  }
+  return out;
+}
+
+/// QuaRot's R2: an orthogonal per-head rotation R (dimension head_dim) folded into v_proj's
+/// output rows and o_proj's input columns, so attention runs with V R per head and the model's
+/// output is unchanged (softmax weights mix V rows; (P V R) R^T = P V). GQA: w_v has kv_heads
+/// heads, w_o reads `heads` query heads, head h taking V of KV head h / (heads / kv_heads);
+/// every head uses the same R, so o_proj's fold is R on each of its heads.
+///   w_v [kv_heads * head_dim, in] <- per head R^T W_v,h     w_o [out, heads * head_dim] <- W_o R
+template <class Scalar>
+void rotate_heads_v_o(const transform& r, matrix<Scalar>& w_v, matrix<Scalar>& w_o,
+                      index_t kv_heads, index_t heads) {
+  const index_t d = r.dim();
+  ROTQUANT_CHECK(
+      kv_heads >= 1 && heads >= kv_heads && heads % kv_heads == 0,
+      "rotate_heads_v_o: " << heads << " heads are not a multiple of " << kv_heads << " KV heads");
+  ROTQUANT_CHECK(w_v.rows() == kv_heads * d, "rotate_heads_v_o: v_proj has "
+                                                 << w_v.rows() << " output rows, expected "
+                                                 << "kv_heads * head_dim = " << kv_heads * d);
+  ROTQUANT_CHECK(w_o.cols() == heads * d, "rotate_heads_v_o: o_proj has "
+                                              << w_o.cols() << " input columns, expected "
+                                              << "heads * head_dim = " << heads * d);
+  rotate_stream<Scalar>(repeat_per_head(r, kv_heads), {}, {&w_v});
+  rotate_stream<Scalar>(repeat_per_head(r, heads), {&w_o}, {});
+}
+
 }  // namespace rotquant
