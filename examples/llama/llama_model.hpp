@@ -12,13 +12,17 @@
 #include <rotquant/io/json.hpp>
 #include <rotquant/io/npy.hpp>
 #include <rotquant/io/safetensors.hpp>
+#include <rotquant/kernels/kv_cache.hpp>
+#include <rotquant/transforms/transform.hpp>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -186,6 +190,19 @@ struct model {
   /// Hook called on the input of every linear group (layer, group, X): for collecting
   /// calibration activations. Null = none.
   std::function<void(int, int, const matrix_f&)> observe;
+  /// The KV cache's format (bits 16 = float32; heads and head_dim are filled in from cfg) and
+  /// QuaRot's online per-head Hadamard on Q and K after RoPE (q.k unchanged), which flattens
+  /// K's outlier channels before the cache quantizes it. The window path (forward) fake-quantizes
+  /// K and V by the same rules, so it scores what the incremental path (step) computes.
+  rotquant::kv_cache_options kv;
+  bool k_hadamard = false;
+
+  rotquant::kv_cache_options kv_options() const {
+    rotquant::kv_cache_options o = kv;
+    o.heads = cfg.kv_heads;
+    o.head_dim = cfg.head_dim();
+    return o;
+  }
 
   /// The stacked weight of group g of a layer ([q; k; v], o, [gate; up], down).
   static matrix_f group_weight(const weights::layer& L, int g) {
@@ -259,35 +276,70 @@ struct model {
     return x;
   }
 
-  /// Decoder layer l on the residual stream x [T, hidden] (in place), causal.
-  void run_block(int l, matrix_f& x, const rope_tables& rt) const {
-    const index_t T = x.rows();
-    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, group = H / KV;
-    const int half = hd / 2;
+  /// Q, K, V of layer l for the normalised rows h1 at positions pos0 .. pos0 + T - 1: RoPE on Q
+  /// and K, then the per-head Hadamard when k_hadamard is set.
+  struct qkv_rows {
+    matrix_f q, k, v;
+  };
+  qkv_rows project_qkv(int l, const matrix_f& h1, index_t pos0, const rope_tables& rt) const {
+    const index_t T = h1.rows();
+    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, half = hd / 2;
+    const matrix_f qkv_out = run_linear(l, qkv, h1);
+    const index_t kvw = static_cast<index_t>(KV) * hd;
+    qkv_rows r{qkv_out.leftCols(cfg.hidden), qkv_out.middleCols(cfg.hidden, kvw),
+               qkv_out.rightCols(kvw)};
     auto rope = [&](matrix_f& m, int nheads) {
       for (index_t t = 0; t < T; ++t)
         for (int h = 0; h < nheads; ++h) {
           float* v = m.data() + t * m.cols() + h * hd;
           for (int i = 0; i < half; ++i) {
             const float a = v[i], b = v[i + half];
-            v[i] = a * rt.cos(t, i) - b * rt.sin(t, i);
-            v[i + half] = b * rt.cos(t, i) + a * rt.sin(t, i);
+            const float c = rt.cos(pos0 + t, i), s = rt.sin(pos0 + t, i);
+            v[i] = a * c - b * s;
+            v[i + half] = b * c + a * s;
           }
         }
     };
+    rope(r.q, H);
+    rope(r.k, KV);
+    if (k_hadamard) {
+      r.q = rotquant::transform(cfg.hidden).append_hadamard(hd).apply(r.q);
+      r.k = rotquant::transform(kvw).append_hadamard(hd).apply(r.k);
+    }
+    return r;
+  }
+
+  /// The rest of layer l after attention: o_proj, residual, MLP, residual.
+  void finish_block(int l, matrix_f& x, const matrix_f& attn) const {
+    const block& b = blocks[static_cast<std::size_t>(l)];
+    x += run_linear(l, o, attn);
+    const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
+    const matrix_f gu = run_linear(l, gate_up, h2);
+    matrix_f a(x.rows(), cfg.intermediate);
+    for (index_t t = 0; t < x.rows(); ++t)
+      for (index_t i = 0; i < cfg.intermediate; ++i) {
+        const float gi = gu(t, i);
+        a(t, i) = gi / (1.0f + std::exp(-gi)) * gu(t, cfg.intermediate + i);
+      }
+    x += run_linear(l, down, a);
+  }
+
+  /// Decoder layer l on the residual stream x [T, hidden] (in place), causal.
+  void run_block(int l, matrix_f& x, const rope_tables& rt) const {
+    const index_t T = x.rows();
+    const int hd = cfg.head_dim(), H = cfg.heads, KV = cfg.kv_heads, group = H / KV;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const block& b = blocks[static_cast<std::size_t>(l)];
     const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
-    const matrix_f qkv_out = run_linear(l, qkv, h1);
-    const index_t kvw = static_cast<index_t>(KV) * hd;
-    matrix_f q = qkv_out.leftCols(cfg.hidden), k = qkv_out.middleCols(cfg.hidden, kvw);
-    const matrix_f v = qkv_out.rightCols(kvw);
-    rope(q, H);
-    rope(k, KV);
+    qkv_rows p = project_qkv(l, h1, 0, rt);
+    if (kv.bits < 16) {
+      p.k = rotquant::kv_fake_quantize_keys(kv_options(), p.k);
+      p.v = rotquant::kv_fake_quantize_values(kv_options(), p.v);
+    }
     matrix_f attn(T, cfg.hidden);
     for (int h = 0; h < H; ++h) {
       const int kvh = h / group;
-      const matrix_f qh = q.middleCols(h * hd, hd), kh = k.middleCols(kvh * hd, hd);
+      const matrix_f qh = p.q.middleCols(h * hd, hd), kh = p.k.middleCols(kvh * hd, hd);
       matrix_f s = (qh * kh.transpose()) * scale;
       for (index_t i = 0; i < T; ++i) {
         const float mx = s.row(i).head(i + 1).maxCoeff();
@@ -296,18 +348,50 @@ struct model {
         for (index_t j = 0; j <= i; ++j) s(i, j) /= sum;
         for (index_t j = i + 1; j < T; ++j) s(i, j) = 0;
       }
-      attn.middleCols(h * hd, hd) = s * v.middleCols(kvh * hd, hd);
+      attn.middleCols(h * hd, hd) = s * p.v.middleCols(kvh * hd, hd);
     }
-    x += run_linear(l, o, attn);
-    const matrix_f h2 = rms_norm(x, b.post_norm, cfg.rms_eps);
-    const matrix_f gu = run_linear(l, gate_up, h2);
-    matrix_f a(T, cfg.intermediate);
-    for (index_t t = 0; t < T; ++t)
-      for (index_t i = 0; i < cfg.intermediate; ++i) {
-        const float gi = gu(t, i);
-        a(t, i) = gi / (1.0f + std::exp(-gi)) * gu(t, cfg.intermediate + i);
-      }
-    x += run_linear(l, down, a);
+    finish_block(l, x, attn);
+  }
+
+  /// Incremental decoding: one KV cache per layer and the RoPE tables of every position.
+  struct decode_state {
+    std::vector<rotquant::kv_cache> caches;
+    rope_tables rope;
+    index_t size() const { return caches.empty() ? 0 : caches.front().size(); }
+  };
+  decode_state start() const {
+    decode_state s;
+    for (int l = 0; l < cfg.layers; ++l) {
+      s.caches.emplace_back(kv_options());
+      s.caches.back().reserve(cfg.max_positions);
+    }
+    s.rope = make_rope(cfg.max_positions);
+    return s;
+  }
+
+  /// Runs `tokens` (a prompt chunk, or one token: M = 1) after the ones already in `s`, appending
+  /// their K and V to the caches; returns their logits [tokens, vocab].
+  matrix_f step(const std::vector<int>& tokens, decode_state& s) const {
+    const index_t pos0 = s.size(), T = static_cast<index_t>(tokens.size());
+    if (T == 0) return matrix_f(0, cfg.vocab);
+    if (pos0 + T > cfg.max_positions)
+      throw std::invalid_argument("llama: " + std::to_string(pos0 + T) +
+                                  " tokens exceed the context of " +
+                                  std::to_string(cfg.max_positions) + " positions");
+    for (int t : tokens)
+      if (t < 0 || t >= cfg.vocab)
+        throw std::invalid_argument("llama: token id " + std::to_string(t) + " is not in 0.." +
+                                    std::to_string(cfg.vocab - 1));
+    matrix_f x = embed_tokens(tokens);
+    for (int l = 0; l < cfg.layers; ++l) {
+      const block& b = blocks[static_cast<std::size_t>(l)];
+      const matrix_f h1 = rms_norm(x, b.input_norm, cfg.rms_eps);
+      const qkv_rows p = project_qkv(l, h1, pos0, s.rope);
+      auto& cache = s.caches[static_cast<std::size_t>(l)];
+      cache.append(p.k, p.v);
+      finish_block(l, x, cache.attend(p.q, cfg.heads));
+    }
+    return logits(x);
   }
 
   /// Logits [T, vocab] from the residual stream after the last layer.
@@ -349,6 +433,40 @@ inline double perplexity(const model& m, const std::string& text, int ctx = 256,
             const float mx = row.maxCoeff();
             const double lse = mx + std::log((row.array() - mx).exp().cast<double>().sum());
             s += lse - row(tokens[i + 1]);
+          }
+          nll[static_cast<std::size_t>(w)] = s;
+        }
+      },
+      ex);
+  double total = 0;
+  for (double v : nll) total += v;
+  return std::exp(total / static_cast<double>(n));
+}
+
+/// perplexity() through the incremental path: each window's bytes are fed one token at a time
+/// (M = 1 steps over the KV cache) and each step's logits score the next byte.
+inline double perplexity_incremental(const model& m, const std::string& text, int ctx = 256,
+                                     std::size_t max_bytes = 0, rotquant::executor* ex = nullptr) {
+  const std::size_t n = max_bytes ? std::min(max_bytes, text.size()) : text.size();
+  const std::size_t step = static_cast<std::size_t>(ctx - 1);
+  const std::size_t windows = (n + step - 1) / step;
+  std::vector<double> nll(windows, 0.0);
+  rotquant::parallel_for(
+      0, static_cast<index_t>(windows), 1,
+      [&](index_t lo, index_t hi) {
+        for (index_t w = lo; w < hi; ++w) {
+          const std::size_t start = static_cast<std::size_t>(w) * step;
+          const std::size_t len = std::min(step, n - start);
+          auto state = m.start();
+          int prev = m.cfg.bos;
+          double s = 0;
+          for (std::size_t i = 0; i < len; ++i) {
+            const matrix_f logits = m.step({prev}, state);
+            const auto row = logits.row(0);
+            const int next = static_cast<unsigned char>(text[start + i]);
+            const float mx = row.maxCoeff();
+            s += mx + std::log((row.array() - mx).exp().cast<double>().sum()) - row(next);
+            prev = next;
           }
           nll[static_cast<std::size_t>(w)] = s;
         }
