@@ -195,7 +195,13 @@ struct model {
   /// K's outlier channels before the cache quantizes it. The window path (forward) fake-quantizes
   /// K and V by the same rules, so it scores what the incremental path (step) computes.
   rotquant::kv_cache_options kv;
-  bool k_hadamard = false;
+  /// Turns the per-head Hadamard on Q and K on (built once, applied in place per head).
+  void set_k_hadamard(bool on) {
+    k_hadamard_ = on ? std::make_shared<const rotquant::transform>(
+                           rotquant::transform(cfg.head_dim()).append_hadamard())
+                     : nullptr;
+  }
+  bool k_hadamard() const { return k_hadamard_ != nullptr; }
 
   rotquant::kv_cache_options kv_options() const {
     rotquant::kv_cache_options o = kv;
@@ -277,7 +283,7 @@ struct model {
   }
 
   /// Q, K, V of layer l for the normalised rows h1 at positions pos0 .. pos0 + T - 1: RoPE on Q
-  /// and K, then the per-head Hadamard when k_hadamard is set.
+  /// and K, then the per-head Hadamard when set_k_hadamard(true) was called.
   struct qkv_rows {
     matrix_f q, k, v;
   };
@@ -302,9 +308,10 @@ struct model {
     };
     rope(r.q, H);
     rope(r.k, KV);
-    if (k_hadamard) {
-      r.q = rotquant::transform(cfg.hidden).append_hadamard(hd).apply(r.q);
-      r.k = rotquant::transform(kvw).append_hadamard(hd).apply(r.k);
+    if (k_hadamard_) {
+      // [T, heads * hd] row-major is [T * heads, hd]: one head per row.
+      for (matrix_f* m : {&r.q, &r.k})
+        k_hadamard_->apply_inplace(rotquant::make_view<float>(m->data(), m->size() / hd, hd, hd));
     }
     return r;
   }
@@ -394,6 +401,8 @@ struct model {
     return logits(x);
   }
 
+  std::shared_ptr<const rotquant::transform> k_hadamard_;  // set_k_hadamard
+
   /// Logits [T, vocab] from the residual stream after the last layer.
   matrix_f logits(const matrix_f& x) const {
     return rms_norm(x, final_norm, cfg.rms_eps) * lm_head.transpose();
@@ -408,11 +417,13 @@ struct model {
   }
 };
 
-/// Per-byte perplexity of `text` scored in windows of BOS + (ctx - 1) bytes: every byte is
-/// predicted exactly once, the first byte of each window from BOS alone. Windows run in
-/// parallel on `ex`; the sum is taken in window order, so the result does not depend on it.
-inline double perplexity(const model& m, const std::string& text, int ctx = 256,
-                         std::size_t max_bytes = 0, rotquant::executor* ex = nullptr) {
+/// Per-byte perplexity of `text` in windows of BOS + (ctx - 1) bytes: every byte is predicted
+/// exactly once, the first byte of each window from BOS alone. `window_nll(tokens)` returns the
+/// summed negative log-likelihood of tokens[1..] given their prefixes. Windows run in parallel on
+/// `ex`; the sum is taken in window order, so the result does not depend on it.
+template <class WindowNll>
+double windowed_perplexity(const model& m, const std::string& text, int ctx, std::size_t max_bytes,
+                           rotquant::executor* ex, const WindowNll& window_nll) {
   const std::size_t n = max_bytes ? std::min(max_bytes, text.size()) : text.size();
   const std::size_t step = static_cast<std::size_t>(ctx - 1);
   const std::size_t windows = (n + step - 1) / step;
@@ -426,15 +437,7 @@ inline double perplexity(const model& m, const std::string& text, int ctx = 256,
           std::vector<int> tokens = {m.cfg.bos};
           for (std::size_t i = 0; i < len; ++i)
             tokens.push_back(static_cast<unsigned char>(text[start + i]));
-          const matrix_f logits = m.forward(tokens);
-          double s = 0;
-          for (std::size_t i = 0; i < len; ++i) {
-            const auto row = logits.row(static_cast<index_t>(i));
-            const float mx = row.maxCoeff();
-            const double lse = mx + std::log((row.array() - mx).exp().cast<double>().sum());
-            s += lse - row(tokens[i + 1]);
-          }
-          nll[static_cast<std::size_t>(w)] = s;
+          nll[static_cast<std::size_t>(w)] = window_nll(tokens);
         }
       },
       ex);
@@ -443,38 +446,35 @@ inline double perplexity(const model& m, const std::string& text, int ctx = 256,
   return std::exp(total / static_cast<double>(n));
 }
 
-/// perplexity() through the incremental path: each window's bytes are fed one token at a time
-/// (M = 1 steps over the KV cache) and each step's logits score the next byte.
+/// -log softmax(row)[next].
+inline double token_nll(const Eigen::Ref<const Eigen::RowVectorXf>& row, int next) {
+  const float mx = row.maxCoeff();
+  return mx + std::log((row.array() - mx).exp().cast<double>().sum()) - row(next);
+}
+
+/// Perplexity through the window path (one causal forward per window).
+inline double perplexity(const model& m, const std::string& text, int ctx = 256,
+                         std::size_t max_bytes = 0, rotquant::executor* ex = nullptr) {
+  return windowed_perplexity(m, text, ctx, max_bytes, ex, [&](const std::vector<int>& tokens) {
+    const matrix_f logits = m.forward(tokens);
+    double s = 0;
+    for (std::size_t i = 0; i + 1 < tokens.size(); ++i)
+      s += token_nll(logits.row(static_cast<index_t>(i)), tokens[i + 1]);
+    return s;
+  });
+}
+
+/// The same through the incremental path: each window fed one token at a time (M = 1 steps over
+/// the KV cache), each step's logits scoring the next byte.
 inline double perplexity_incremental(const model& m, const std::string& text, int ctx = 256,
                                      std::size_t max_bytes = 0, rotquant::executor* ex = nullptr) {
-  const std::size_t n = max_bytes ? std::min(max_bytes, text.size()) : text.size();
-  const std::size_t step = static_cast<std::size_t>(ctx - 1);
-  const std::size_t windows = (n + step - 1) / step;
-  std::vector<double> nll(windows, 0.0);
-  rotquant::parallel_for(
-      0, static_cast<index_t>(windows), 1,
-      [&](index_t lo, index_t hi) {
-        for (index_t w = lo; w < hi; ++w) {
-          const std::size_t start = static_cast<std::size_t>(w) * step;
-          const std::size_t len = std::min(step, n - start);
-          auto state = m.start();
-          int prev = m.cfg.bos;
-          double s = 0;
-          for (std::size_t i = 0; i < len; ++i) {
-            const matrix_f logits = m.step({prev}, state);
-            const auto row = logits.row(0);
-            const int next = static_cast<unsigned char>(text[start + i]);
-            const float mx = row.maxCoeff();
-            s += mx + std::log((row.array() - mx).exp().cast<double>().sum()) - row(next);
-            prev = next;
-          }
-          nll[static_cast<std::size_t>(w)] = s;
-        }
-      },
-      ex);
-  double total = 0;
-  for (double v : nll) total += v;
-  return std::exp(total / static_cast<double>(n));
+  return windowed_perplexity(m, text, ctx, max_bytes, ex, [&](const std::vector<int>& tokens) {
+    auto state = m.start();
+    double s = 0;
+    for (std::size_t i = 0; i + 1 < tokens.size(); ++i)
+      s += token_nll(m.step({tokens[i]}, state).row(0), tokens[i + 1]);
+    return s;
+  });
 }
 
 }  // namespace llama

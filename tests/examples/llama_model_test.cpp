@@ -61,7 +61,7 @@ TEST(LlamaDecode, IncrementalPerplexityEqualsTheWindowPath) {
   EXPECT_NEAR(inc / win, 1.0, 1e-4) << "window " << win << " incremental " << inc;
   m.kv.bits = 4;
   m.kv.k_clip = m.kv.v_clip = 0.95f;
-  m.k_hadamard = true;
+  m.set_k_hadamard(true);
   const double win4 = llama::perplexity(m, text), inc4 = llama::perplexity_incremental(m, text);
   std::printf("float32 ppl: window %.5f incremental %.5f; KV4: window %.5f incremental %.5f\n", win,
               inc, win4, inc4);
@@ -77,7 +77,7 @@ TEST(LlamaDecode, KeyHadamardMakesTheInt4CacheBetter) {
   m.kv.bits = 4;
   m.kv.k_clip = m.kv.v_clip = 0.95f;
   const double plain = llama::perplexity(m, text);
-  m.k_hadamard = true;
+  m.set_k_hadamard(true);
   const double had = llama::perplexity(m, text);
   std::printf("ppl float32 %.5f, KV4 %.5f, KV4 with the K Hadamard %.5f\n", f, plain, had);
   // Measured on 2040 bytes: float32 6.3502, KV4 6.3996, KV4 + K Hadamard 6.3905 (this small

@@ -83,24 +83,26 @@ inline matrix_f kv_fake_quantize(const quantizer& q, const_matrix_view<float> x,
 }
 }  // namespace detail
 
+namespace detail {
+inline matrix_f kv_fake_quantize_rows(const kv_cache_options& o, const_matrix_view<float> x,
+                                      bool key, const char* who) {
+  validate_kv_options(o, who);
+  ROTQUANT_CHECK(x.cols() == o.heads * o.head_dim,
+                 who << ": " << (key ? "K" : "V") << " has " << x.cols()
+                     << " columns, expected heads * head_dim = " << o.heads * o.head_dim);
+  if (o.bits == 16) return x;
+  return kv_fake_quantize(key ? kv_key_quantizer(o) : kv_value_quantizer(o), x, o.head_dim, who);
+}
+}  // namespace detail
+
 /// K [T, heads * head_dim] as the cache stores it (quantized and dequantized); bits 16: a copy.
 inline matrix_f kv_fake_quantize_keys(const kv_cache_options& o, const_matrix_view<float> k) {
-  detail::validate_kv_options(o, "kv_fake_quantize_keys");
-  ROTQUANT_CHECK(k.cols() == o.heads * o.head_dim, "kv_fake_quantize_keys: K has "
-                                                       << k.cols() << " columns, expected heads * "
-                                                       << "head_dim = " << o.heads * o.head_dim);
-  if (o.bits == 16) return k;
-  return detail::kv_fake_quantize(kv_key_quantizer(o), k, o.head_dim, "kv_fake_quantize_keys");
+  return detail::kv_fake_quantize_rows(o, k, true, "kv_fake_quantize_keys");
 }
 
 /// V [T, heads * head_dim] as the cache stores it; bits 16: a copy.
 inline matrix_f kv_fake_quantize_values(const kv_cache_options& o, const_matrix_view<float> v) {
-  detail::validate_kv_options(o, "kv_fake_quantize_values");
-  ROTQUANT_CHECK(v.cols() == o.heads * o.head_dim, "kv_fake_quantize_values: V has "
-                                                       << v.cols() << " columns, expected heads * "
-                                                       << "head_dim = " << o.heads * o.head_dim);
-  if (o.bits == 16) return v;
-  return detail::kv_fake_quantize(kv_value_quantizer(o), v, o.head_dim, "kv_fake_quantize_values");
+  return detail::kv_fake_quantize_rows(o, v, false, "kv_fake_quantize_values");
 }
 
 inline matrix_f kv_fake_quantize_keys(const kv_cache_options& o, const matrix_f& k) {
