@@ -8,6 +8,7 @@
 // float one without the model code knowing.
 #pragma once
 
+#include <rotquant/core/rng.hpp>
 #include <rotquant/core/threading.hpp>
 #include <rotquant/io/json.hpp>
 #include <rotquant/io/npy.hpp>
@@ -17,6 +18,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -416,6 +418,91 @@ struct model {
     return logits(x);
   }
 };
+
+/// How the next token is drawn from a row of logits: temperature 0 = greedy (the first largest
+/// logit); otherwise softmax(logits / temperature) over the top_k largest (0 = all), drawn with
+/// rotquant::rng seeded by `seed` (the same tokens on every platform for the same logits).
+struct sampling {
+  float temperature = 0.0f;
+  int top_k = 0;
+  std::uint64_t seed = 0;
+
+  void validate(int vocab) const {
+    if (!(temperature >= 0.0f) || !std::isfinite(temperature))
+      throw std::invalid_argument("llama: temperature " + std::to_string(temperature) +
+                                  " is not a finite value >= 0 (0 = greedy)");
+    if (top_k < 0 || top_k > vocab)
+      throw std::invalid_argument("llama: top-k " + std::to_string(top_k) + " is not in 0.." +
+                                  std::to_string(vocab) + " (0 = every token)");
+  }
+};
+
+/// The next token for one row of logits.
+inline int sample_token(const Eigen::Ref<const Eigen::RowVectorXf>& row, const sampling& s,
+                        rotquant::rng& gen) {
+  const index_t n = row.size();
+  if (s.temperature == 0.0f) {
+    index_t best = 0;
+    for (index_t i = 1; i < n; ++i)
+      if (row(i) > row(best)) best = i;
+    return static_cast<int>(best);
+  }
+  std::vector<int> ids(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = static_cast<int>(i);
+  // Largest first, ties by id: a total order, so the candidates do not depend on the sort.
+  std::sort(ids.begin(), ids.end(),
+            [&](int a, int b) { return row(a) > row(b) || (row(a) == row(b) && a < b); });
+  const std::size_t k = s.top_k > 0 ? static_cast<std::size_t>(s.top_k) : ids.size();
+  std::vector<double> p(k);
+  double sum = 0;
+  for (std::size_t i = 0; i < k; ++i)
+    sum += (p[i] = std::exp(static_cast<double>(row(ids[i]) - row(ids[0])) /
+                            static_cast<double>(s.temperature)));
+  double u = gen.uniform() * sum;
+  for (std::size_t i = 0; i < k; ++i) {
+    if (u < p[i]) return ids[i];
+    u -= p[i];
+  }
+  return ids[k - 1];
+}
+
+/// Text generation: the prompt in one prefill step, then max_new tokens one at a time (M = 1
+/// steps over the KV cache). The times are wall seconds of the prefill and of the decode steps.
+struct generation {
+  std::vector<int> tokens;  // the generated ones (not the prompt)
+  double prefill_s = 0, decode_s = 0;
+  double kv_bytes_per_token = 0;  // every layer's cache
+};
+
+inline generation generate(const model& m, const std::vector<int>& prompt, int max_new,
+                           const sampling& s) {
+  if (prompt.empty()) throw std::invalid_argument("llama: the prompt is empty (give at least BOS)");
+  if (max_new < 0)
+    throw std::invalid_argument("llama: max-new " + std::to_string(max_new) + " is negative");
+  const std::size_t ctx = static_cast<std::size_t>(m.cfg.max_positions);
+  if (prompt.size() + static_cast<std::size_t>(max_new) > ctx)
+    throw std::invalid_argument("llama: the prompt (" + std::to_string(prompt.size()) +
+                                " tokens) and " + std::to_string(max_new) +
+                                " new tokens exceed the context of " + std::to_string(ctx) +
+                                " positions");
+  s.validate(m.cfg.vocab);
+  using clock = std::chrono::steady_clock;
+  rotquant::rng gen(s.seed);
+  generation g;
+  auto state = m.start();
+  auto t0 = clock::now();
+  matrix_f logits = m.step(prompt, state);
+  g.prefill_s = std::chrono::duration<double>(clock::now() - t0).count();
+  t0 = clock::now();
+  for (int i = 0; i < max_new; ++i) {
+    const int next = sample_token(logits.row(logits.rows() - 1), s, gen);
+    g.tokens.push_back(next);
+    if (i + 1 < max_new) logits = m.step({next}, state);
+  }
+  g.decode_s = std::chrono::duration<double>(clock::now() - t0).count();
+  for (const auto& c : state.caches) g.kv_bytes_per_token += c.bytes_per_token();
+  return g;
+}
 
 /// Per-byte perplexity of `text` in windows of BOS + (ctx - 1) bytes: every byte is predicted
 /// exactly once, the first byte of each window from BOS alone. `window_nll(tokens)` returns the

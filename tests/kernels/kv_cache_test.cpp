@@ -127,27 +127,33 @@ matrix_f reference_attention(const matrix_f& q, const matrix_f& K, const matrix_
   return out;
 }
 
+// Every tail of the 64-token tiles, head dims on and off the 16-lane width, symmetric and
+// asymmetric codes (the scale and zero point are folded into scores and weights: same result).
 TEST(KvCacheAttention, MatchesDenseSoftmaxOverTheDequantizedCacheForEveryTail) {
-  const index_t H = 2, q_heads = 6, d = 32;
-  for (index_t n : {1, 2, 63, 64, 65, 130}) {
-    const matrix_f k = gaussian(n, H * d, 10 + static_cast<std::uint64_t>(n), 1.5);
-    const matrix_f v = gaussian(n, H * d, 20 + static_cast<std::uint64_t>(n));
-    for (int bits : {16, 8, 4}) {
-      kv_cache c(opts(H, d, bits));
-      c.append(k, v);
-      for (index_t Tq : {index_t{1}, std::min<index_t>(n, 5), n}) {
-        const matrix_f q = gaussian(Tq, q_heads * d, 30 + static_cast<std::uint64_t>(Tq), 1.5);
-        const matrix_f got = c.attend(q, q_heads);
-        const matrix_f want = reference_attention(q, c.keys(), c.values(), q_heads, H, d);
-        EXPECT_LT((got - want).cwiseAbs().maxCoeff(), 2e-5f)
-            << "n " << n << " Tq " << Tq << " bits " << bits;
-      }
+  const index_t H = 2, q_heads = 6;
+  for (index_t d : {32, 40})
+    for (index_t n : {1, 2, 63, 64, 65, 130}) {
+      const matrix_f k = gaussian(n, H * d, 10 + static_cast<std::uint64_t>(n), 1.5);
+      const matrix_f v = gaussian(n, H * d, 20 + static_cast<std::uint64_t>(n));
+      for (int bits : {16, 8, 4})
+        for (bool sym : {false, true}) {
+          if (bits == 16 && sym) continue;
+          kv_cache c(opts(H, d, bits, sym));
+          c.append(k, v);
+          for (index_t Tq : {index_t{1}, std::min<index_t>(n, 5), n}) {
+            const matrix_f q = gaussian(Tq, q_heads * d, 30 + static_cast<std::uint64_t>(Tq), 1.5);
+            const matrix_f got = c.attend(q, q_heads);
+            const matrix_f want = reference_attention(q, c.keys(), c.values(), q_heads, H, d);
+            EXPECT_LT((got - want).cwiseAbs().maxCoeff(), 2e-5f)
+                << "d " << d << " n " << n << " Tq " << Tq << " bits " << bits << " sym " << sym;
+          }
+        }
     }
-  }
 }
 
 TEST(KvCacheAttention, DoesNotDependOnTheThreadCount) {
-  const index_t H = 4, d = 64, n = 150;
+  const index_t H = 4, d = 64,
+                n = 600;  // enough work per head that the heads run on separate threads
   kv_cache c(opts(H, d, 4, false, 0.95f));
   c.append(gaussian(n, H * d, 5), gaussian(n, H * d, 6));
   const matrix_f q = gaussian(3, 2 * H * d, 7);

@@ -381,9 +381,13 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
   const index_t mc = A.m <= 4 ? A.m : std::max<index_t>(8, (262144 / W.kp) / 8 * 8);
   const index_t pc = A.m <= 4 ? 4 : 8;
   const index_t nm = (A.m + mc - 1) / mc, np = (panels + pc - 1) / pc;
+  // At least ~2^20 multiply-adds per chunk: a waking thread costs more than a smaller task (an
+  // M = 1 GEMV of a few hundred rows runs inline). Every output is computed by one task either way.
+  const index_t task_macs = std::min(A.m, mc) * pc * gemm_panel_cols * W.kp;
+  const index_t grain = std::max<index_t>(1, (index_t{1} << 20) / std::max<index_t>(1, task_macs));
   dispatch([&](auto tag) {
     parallel_for(
-        0, nm * np, 1,
+        0, nm * np, grain,
         [&](index_t lo, index_t hi) {
           for (index_t t = lo; t < hi; ++t) {
             const index_t mi = t / np, pi = t % np;

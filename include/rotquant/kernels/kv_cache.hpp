@@ -14,10 +14,12 @@
 // each rule): kv_key_quantizer / kv_value_quantizer below. QuaRot's scripts use clip 0.95.
 //
 // Layout: token-major; row (t, h) of head_dim codes (4 bits: two per byte, low nibble first),
-// one fp32 scale and one int32 zero point per row. Attention dequantizes one tile of 64 cached
-// tokens of one KV head at a time into float (keys and values), then runs the scores and the
-// weighted sum as small GEMMs with an online softmax; KV heads run in parallel on the executor.
-// The result does not depend on the thread count.
+// one fp32 scale and one int32 zero point per row. Attention decodes one tile of 64 cached
+// tokens of one KV head at a time into float codes (unscaled: the per-row scale and zero point
+// are applied to the scores and to the softmax weights instead, q.k = s (q.C - z sum q)), then
+// per query row one GEMV for the scores and one for the weighted sum of V, with an online
+// softmax across tiles; the float32 cache is read in place. KV heads run in parallel on the
+// executor when there is enough work; the result does not depend on the thread count.
 #pragma once
 
 #include <algorithm>
@@ -212,8 +214,12 @@ class kv_cache {
                    "kv_cache::attend: scale " << scale << " is not finite and >= 0");
     check_finite(q, "kv_cache::attend: q");
     const float s = scale == 0.0f ? 1.0f / std::sqrt(static_cast<float>(d)) : scale;
+    // KV heads per chunk: at least ~2^17 cached elements read per chunk (short contexts run
+    // inline: waking a thread costs more). Each head is computed by one task either way.
+    const index_t head_work = std::max<index_t>(1, size_ * d * q.rows() * (q_heads / o_.heads));
+    const index_t grain = std::max<index_t>(1, (index_t{1} << 17) / head_work);
     parallel_for(
-        0, o_.heads, 1,
+        0, o_.heads, grain,
         [&](index_t lo, index_t hi) {
           for (index_t g = lo; g < hi; ++g) attend_head(q, q_heads, out, s, g);
         },
@@ -283,48 +289,125 @@ class kv_cache {
     return out;
   }
 
+  // Row (t, g) of K or V as raw codes in float (asymmetric: 0 .. 2^bits - 1, symmetric: signed),
+  // INT4 in the cache's nibble order deinterleaved (element 2i at i, element 2i + 1 at d/2 + i:
+  // contiguous loads and stores, no shuffles); the value is (code - zero) * scale.
+  void load_codes(bool key, index_t t, index_t g, float* dst) const {
+    const index_t d = o_.head_dim, h = d / 2;
+    const std::size_t r = static_cast<std::size_t>(t * o_.heads + g);
+    const std::uint8_t* c = (key ? kc_ : vc_).data() + r * static_cast<std::size_t>(row_bytes_);
+    if (o_.bits == 4) {
+      if (o_.symmetric) {
+        for (index_t i = 0; i < h; ++i) {
+          dst[i] = static_cast<float>(((c[i] & 0x0F) ^ 8) - 8);
+          dst[h + i] = static_cast<float>(((c[i] >> 4) ^ 8) - 8);
+        }
+      } else {
+        for (index_t i = 0; i < h; ++i) {
+          dst[i] = static_cast<float>(c[i] & 0x0F);
+          dst[h + i] = static_cast<float>(c[i] >> 4);
+        }
+      }
+    } else if (o_.symmetric) {
+      for (index_t i = 0; i < d; ++i) dst[i] = static_cast<float>(static_cast<std::int8_t>(c[i]));
+    } else {
+      for (index_t i = 0; i < d; ++i) dst[i] = static_cast<float>(c[i]);
+    }
+  }
+
+  // Attention of the queries of KV head g. Codes stay unscaled in the products: with K = (C -
+  // z) sc per row, q.k = sc (q.C - z sum(q)); with V likewise, sum_j p_j v_j = sum_j (p_j sc_j)
+  // C_j - sum_j p_j sc_j z_j, the second term a scalar per query subtracted once at the end.
   void attend_head(const_matrix_view<float> q, index_t q_heads, matrix_view<float> out, float s,
                    index_t g) const {
     const index_t d = o_.head_dim, group = q_heads / o_.heads, Tq = q.rows();
     const index_t R = Tq * group, n = size_;
-    matrix_f qg(R, d);  // row r: query r / group, head g * group + r % group
-    for (index_t r = 0; r < R; ++r)
-      qg.row(r) = q.row(r / group).segment((g * group + r % group) * d, d) * s;
-    matrix_f acc = matrix_f::Zero(R, d);
+    const bool packed = o_.bits < 16, nibbles = o_.bits == 4;
+    // Position p of a decoded row holds element elem(p) (the deinterleaved INT4 order).
+    const auto elem = [&](index_t p) {
+      return !nibbles ? p : p < d / 2 ? 2 * p : 2 * (p - d / 2) + 1;
+    };
+    // Row r: query r / group, head g * group + r % group, scaled by s, in decoded order.
+    std::vector<float> qg(static_cast<std::size_t>(R * d)),
+        acc(static_cast<std::size_t>(R * d), 0.0f);
+    std::vector<float> qsum(static_cast<std::size_t>(R), 0.0f),
+        zsum(static_cast<std::size_t>(R), 0.0f);
+    for (index_t r = 0; r < R; ++r) {
+      const float* src = q.data() + (r / group) * q.outerStride() + (g * group + r % group) * d;
+      float* dst = qg.data() + r * d;
+      for (index_t p = 0; p < d; ++p) dst[p] = src[elem(p)] * s;
+      qsum[static_cast<std::size_t>(r)] = Eigen::Map<const Eigen::VectorXf>(dst, d).sum();
+    }
     std::vector<float> m(static_cast<std::size_t>(R), -std::numeric_limits<float>::infinity());
     std::vector<float> l(static_cast<std::size_t>(R), 0.0f);
-    matrix_f kt(tile, d), vt(tile, d), p(R, tile);
+    std::vector<float> kt(packed ? static_cast<std::size_t>(tile * d) : 0),
+        vt(packed ? static_cast<std::size_t>(tile * d) : 0), p(static_cast<std::size_t>(tile));
     // Query r sees tokens 0 .. first_limit + r / group.
     const index_t first_limit = n - Tq;
     for (index_t j0 = 0; j0 < n; j0 += tile) {
       const index_t tl = std::min(tile, n - j0);
-      for (index_t j = 0; j < tl; ++j) {
-        load_row(true, j0 + j, g, kt.data() + j * d);
-        load_row(false, j0 + j, g, vt.data() + j * d);
-      }
-      p.leftCols(tl).noalias() = qg * kt.topRows(tl).transpose();
-      for (index_t r = 0; r < R; ++r) {
-        const index_t valid = std::min(tl, first_limit + r / group - j0 + 1);
-        const auto ri = static_cast<std::size_t>(r);
-        if (valid <= 0) {
-          p.row(r).head(tl).setZero();
-          continue;
+      // The tile's rows: decoded codes, or the float rows in place.
+      const float* krows = nullptr;
+      const float* vrows = nullptr;
+      index_t stride = width_;
+      if (packed) {
+        for (index_t j = 0; j < tl; ++j) {
+          load_codes(true, j0 + j, g, kt.data() + j * d);
+          load_codes(false, j0 + j, g, vt.data() + j * d);
         }
-        const float mx = p.row(r).head(valid).maxCoeff();
+        krows = kt.data();
+        vrows = vt.data();
+        stride = d;
+      } else {
+        krows = kf_.data() + j0 * width_ + g * d;
+        vrows = vf_.data() + j0 * width_ + g * d;
+      }
+      const auto row_index = [&](index_t j) {
+        return static_cast<std::size_t>((j0 + j) * o_.heads + g);
+      };
+      for (index_t r = 0; r < R; ++r) {
+        const auto ri = static_cast<std::size_t>(r);
+        const index_t valid = std::min(tl, first_limit + r / group - j0 + 1);
+        if (valid <= 0) continue;
+        // Scores of the tile's rows: one GEMV (Eigen's, no packing) per query row.
+        const const_matrix_view<float> K = make_view(krows, valid, d, stride);
+        Eigen::Map<Eigen::VectorXf> sv(p.data(), valid);
+        sv.noalias() = K * Eigen::Map<const Eigen::VectorXf>(qg.data() + r * d, d);
+        if (packed)
+          for (index_t j = 0; j < valid; ++j) {
+            const std::size_t k = row_index(j);
+            sv(j) = ks_[k] * (sv(j) - static_cast<float>(kz_[k]) * qsum[ri]);
+          }
+        const float mx = sv.maxCoeff();
         const float m_new = std::max(m[ri], mx);
         const float corr = std::exp(m[ri] - m_new);  // 0 on the first tile (m = -inf)
         float sum = 0.0f;
-        for (index_t j = 0; j < valid; ++j) sum += (p(r, j) = std::exp(p(r, j) - m_new));
-        for (index_t j = valid; j < tl; ++j) p(r, j) = 0.0f;
+        for (index_t j = 0; j < valid; ++j)
+          sum +=
+              (p[static_cast<std::size_t>(j)] = std::exp(p[static_cast<std::size_t>(j)] - m_new));
         l[ri] = l[ri] * corr + sum;
-        acc.row(r) *= corr;
         m[ri] = m_new;
+        float* ar = acc.data() + r * d;
+        for (index_t e = 0; e < d; ++e) ar[e] *= corr;
+        zsum[ri] *= corr;
+        if (packed)
+          for (index_t j = 0; j < valid; ++j) {
+            const std::size_t k = row_index(j);
+            p[static_cast<std::size_t>(j)] *= vs_[k];
+            zsum[ri] += p[static_cast<std::size_t>(j)] * static_cast<float>(vz_[k]);
+          }
+        Eigen::Map<Eigen::RowVectorXf>(ar, d).noalias() +=
+            Eigen::Map<const Eigen::RowVectorXf>(p.data(), valid) *
+            make_view(vrows, valid, d, stride);
       }
-      acc.noalias() += p.leftCols(tl) * vt.topRows(tl);
     }
-    for (index_t r = 0; r < R; ++r)
-      out.row(r / group).segment((g * group + r % group) * d, d) =
-          acc.row(r) / l[static_cast<std::size_t>(r)];
+    for (index_t r = 0; r < R; ++r) {
+      const auto ri = static_cast<std::size_t>(r);
+      float* dst = out.data() + (r / group) * out.outerStride() + (g * group + r % group) * d;
+      const float* ar = acc.data() + r * d;
+      const float inv = 1.0f / l[ri];
+      for (index_t e = 0; e < d; ++e) dst[elem(e)] = (ar[e] - zsum[ri]) * inv;
+    }
   }
 
   kv_cache_options o_;
