@@ -293,26 +293,35 @@ class kv_cache {
   // INT4 in the cache's nibble order deinterleaved (element 2i at i, element 2i + 1 at d/2 + i:
   // contiguous loads and stores, no shuffles); the value is (code - zero) * scale.
   void load_codes(bool key, index_t t, index_t g, float* dst) const {
-    const index_t d = o_.head_dim, h = d / 2;
     const std::size_t r = static_cast<std::size_t>(t * o_.heads + g);
     const std::uint8_t* c = (key ? kc_ : vc_).data() + r * static_cast<std::size_t>(row_bytes_);
-    if (o_.bits == 4) {
-      if (o_.symmetric) {
-        for (index_t i = 0; i < h; ++i) {
-          dst[i] = static_cast<float>(((c[i] & 0x0F) ^ 8) - 8);
-          dst[h + i] = static_cast<float>(((c[i] >> 4) ^ 8) - 8);
-        }
-      } else {
-        for (index_t i = 0; i < h; ++i) {
-          dst[i] = static_cast<float>(c[i] & 0x0F);
-          dst[h + i] = static_cast<float>(c[i] >> 4);
-        }
+    if (o_.bits == 4)
+      decode_nibbles(c, dst, dst + o_.head_dim / 2, row_bytes_, o_.symmetric);
+    else
+      decode_bytes(c, dst, row_bytes_, o_.symmetric);
+  }
+  // The codes and the floats never overlap; __restrict says so (a uint8_t pointer may alias
+  // anything, which would keep these loops scalar).
+  static void decode_nibbles(const std::uint8_t* __restrict c, float* __restrict lo,
+                             float* __restrict hi, index_t n, bool symmetric) {
+    if (symmetric) {
+      for (index_t i = 0; i < n; ++i) {
+        lo[i] = static_cast<float>(((c[i] & 0x0F) ^ 8) - 8);
+        hi[i] = static_cast<float>(((c[i] >> 4) ^ 8) - 8);
       }
-    } else if (o_.symmetric) {
-      for (index_t i = 0; i < d; ++i) dst[i] = static_cast<float>(static_cast<std::int8_t>(c[i]));
     } else {
-      for (index_t i = 0; i < d; ++i) dst[i] = static_cast<float>(c[i]);
+      for (index_t i = 0; i < n; ++i) {
+        lo[i] = static_cast<float>(c[i] & 0x0F);
+        hi[i] = static_cast<float>(c[i] >> 4);
+      }
     }
+  }
+  static void decode_bytes(const std::uint8_t* __restrict c, float* __restrict dst, index_t n,
+                           bool symmetric) {
+    if (symmetric)
+      for (index_t i = 0; i < n; ++i) dst[i] = static_cast<float>(static_cast<std::int8_t>(c[i]));
+    else
+      for (index_t i = 0; i < n; ++i) dst[i] = static_cast<float>(c[i]);
   }
 
   // Attention of the queries of KV head g. Codes stay unscaled in the products: with K = (C -
