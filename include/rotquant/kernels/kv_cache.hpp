@@ -390,11 +390,8 @@ class kv_cache {
         const float mx = sv.maxCoeff();
         const float m_new = std::max(m[ri], mx);
         const float corr = std::exp(m[ri] - m_new);  // 0 on the first tile (m = -inf)
-        float sum = 0.0f;
-        for (index_t j = 0; j < valid; ++j)
-          sum +=
-              (p[static_cast<std::size_t>(j)] = std::exp(p[static_cast<std::size_t>(j)] - m_new));
-        l[ri] = l[ri] * corr + sum;
+        sv.array() = (sv.array() - m_new).exp();     // Eigen's vectorized exp
+        l[ri] = l[ri] * corr + sv.sum();
         m[ri] = m_new;
         float* ar = acc.data() + r * d;
         for (index_t e = 0; e < d; ++e) ar[e] *= corr;
