@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // bm_gemm.cpp: packed W4A4 / W4A8 GEMM on LLaMA-2-7B shapes vs Eigen fp32 and oneDNN int8.
 //
-// Names spell out every argument: BM_w4a4_qsi4cx_qsi4dx/M:2048/N:4096/thr:1/quant:excl/isa:avx512
+// Names spell out every argument: BM_w4a4_qsi4cx_qsi4dx/M:2048/N:4096/thr:1/quant:excl/isa:amx
 // (thr = rotquant's pool size; quant:incl = the activation quantization inside the timed loop,
-// quant:excl = the GEMM alone), BM_formats/M:2048/N:4096/wfmt:qsi4cg/afmt:qsi4dx/group:128.
+// quant:excl = the GEMM alone; isa = the path forced: amx (AMX-INT8 tiles for M >= 16, VNNI
+// below), avx512 (VNNI), avx2), BM_formats/M:2048/N:4096/wfmt:qsi4cg/afmt:qsi4dx/group:128/isa:amx.
+// A path the CPU lacks is reported as an error row ("ISA not available"), not run.
 // Counters: ops_per_second = 2 M N K per second (the console's 386G/s is 386 GOPS);
 // bytes_per_second = the packed weight bytes read per second (cold decode and its read peer).
 // Peers in this binary: Eigen float GEMM (Y = X W^T, one thread) and, when built with
 // ROTQUANT_HAVE_DNNL, oneDNN's u8 x s8 -> s32 matmul with weights reordered once (its threads
-// follow OMP_NUM_THREADS; run with OMP_NUM_THREADS=1 for the single-core comparison).
+// follow OMP_NUM_THREADS; run with OMP_NUM_THREADS=1 for the single-core comparison). oneDNN
+// picks its own implementation (AMX where the CPU has it): the name carries it, e.g.
+// BM_onednn_u8s8s32/M:2048/N:4096/impl:brg_avx512_core_amx_int8 (pd.impl_info_str()).
 // Eigen's AVX-512 GEMM kernels trip GCC 12's -Wmaybe-uninitialized inside the intrinsic headers
 // (GCC bug 105593) when built with -march=native; not our code, so silence it for this file.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -107,7 +111,7 @@ void BM_w4a4_qsi4cx_qsi4dx(benchmark::State& st, index_t m, index_t n, int threa
 }
 
 int register_w4a4() {
-  for (rotquant::isa path : {rotquant::isa::avx512, rotquant::isa::avx2})
+  for (rotquant::isa path : {rotquant::isa::amx, rotquant::isa::avx512, rotquant::isa::avx2})
     for (int threads : {1, 2})
       for (bool q : {false, true})
         for (index_t n : {4096, 11008})
@@ -184,7 +188,12 @@ BENCHMARK(BM_stream_read_cold)
 
 // Other formats at M = 2048 (and M = 1), one thread, GEMM only.
 void BM_formats(benchmark::State& st, index_t m, index_t n, weight_format wf, act_format af,
-                index_t group) {
+                index_t group, rotquant::isa path) {
+  if (!rotquant::isa_available(path)) {
+    st.SkipWithError("ISA not available");
+    return;
+  }
+  rotquant::scoped_isa force(path);
   const auto& pw = packed(n, wf, group);
   const auto pa = rotquant::quantize_activations(activations_f32(m), af, 1.0f, group);
   matrix_f out(m, n);
@@ -210,14 +219,17 @@ int register_formats() {
                           {2048, weight_format::qsi4cx, act_format::qai4dx, 0},
                           {1, weight_format::qsi4cg, act_format::qsi4dx, 128},
                           {1, weight_format::mxfp4, act_format::mxfp4, 0}};
-  for (const point& p : points) {
-    const std::string name =
-        "BM_formats" + arg("M", p.m) + arg("N", 4096) + arg("wfmt", rotquant::to_string(p.wf)) +
-        arg("afmt", rotquant::to_string(p.af)) + (p.group ? arg("group", p.group) : std::string());
-    benchmark::RegisterBenchmark(name.c_str(), BM_formats, p.m, index_t{4096}, p.wf, p.af, p.group)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
+  for (rotquant::isa path : {rotquant::isa::amx, rotquant::isa::avx512})
+    for (const point& p : points) {
+      const std::string name =
+          "BM_formats" + arg("M", p.m) + arg("N", 4096) + arg("wfmt", rotquant::to_string(p.wf)) +
+          arg("afmt", rotquant::to_string(p.af)) +
+          (p.group ? arg("group", p.group) : std::string()) + arg("isa", rotquant::to_string(path));
+      benchmark::RegisterBenchmark(name.c_str(), BM_formats, p.m, index_t{4096}, p.wf, p.af,
+                                   p.group, path)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
   return 0;
 }
 [[maybe_unused]] const int formats_registered = register_formats();
@@ -233,7 +245,7 @@ void BM_eigen_f32(benchmark::State& st) {
     benchmark::DoNotOptimize(out.data());
   }
   set_gops(st, m, n);
-  st.SetLabel("Eigen fp32 peer");
+  st.SetLabel(std::string("Eigen fp32 peer (") + Eigen::SimdInstructionSetsInUse() + ")");
 }
 BENCHMARK(BM_eigen_f32)
     ->ArgsProduct({{1, 16, 128, 2048}, {4096, 11008}})
@@ -244,17 +256,22 @@ BENCHMARK(BM_eigen_f32)
 #if defined(ROTQUANT_HAVE_DNNL)
 // Peer: oneDNN int8 matmul (u8 activations x s8 weights -> s32), weights reordered once into
 // oneDNN's preferred layout outside the timed loop.
-void BM_onednn_u8s8s32(benchmark::State& st) {
+dnnl::matmul::primitive_desc onednn_pd(index_t m, index_t n, const dnnl::engine& eng) {
   using namespace dnnl;
-  const index_t m = st.range(0), n = st.range(1);
-  engine eng(engine::kind::cpu, 0);
-  stream s(eng);
   const memory::desc a_md({m, K}, memory::data_type::u8, memory::format_tag::ab);
   const memory::desc b_any({K, n}, memory::data_type::s8, memory::format_tag::any);
-  const memory::desc b_md({K, n}, memory::data_type::s8, memory::format_tag::ab);
   const memory::desc c_md({m, n}, memory::data_type::s32, memory::format_tag::ab);
-  const matmul::primitive_desc pd(matmul::desc(a_md, b_any, c_md), eng);
-  memory a(a_md, eng), b_plain(b_md, eng), b(pd.weights_desc(), eng), c(c_md, eng);
+  return matmul::primitive_desc(matmul::desc(a_md, b_any, c_md), eng);
+}
+
+void BM_onednn_u8s8s32(benchmark::State& st, index_t m, index_t n) {
+  using namespace dnnl;
+  engine eng(engine::kind::cpu, 0);
+  stream s(eng);
+  const matmul::primitive_desc pd = onednn_pd(m, n, eng);
+  const memory::desc b_md({K, n}, memory::data_type::s8, memory::format_tag::ab);
+  memory a(pd.src_desc(), eng), b_plain(b_md, eng), b(pd.weights_desc(), eng),
+      c(pd.dst_desc(), eng);
   rotquant::rng g(3);
   auto* ap = static_cast<std::uint8_t*>(a.get_data_handle());
   for (index_t i = 0; i < m * K; ++i) ap[i] = static_cast<std::uint8_t>(g.uniform_int(256));
@@ -270,11 +287,24 @@ void BM_onednn_u8s8s32(benchmark::State& st) {
   set_gops(st, m, n);
   st.SetLabel("oneDNN int8 peer");
 }
-BENCHMARK(BM_onednn_u8s8s32)
-    ->ArgsProduct({{1, 16, 128, 2048}, {4096, 11008}})
-    ->ArgNames({"M", "N"})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+
+// Registered with the implementation oneDNN chose for the shape in the name (impl:...).
+int register_onednn() {
+  const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  for (index_t n : {4096, 11008})
+    for (index_t m : {1, 16, 128, 2048}) {
+      std::string impl = onednn_pd(m, n, eng).impl_info_str();
+      for (char& ch : impl)
+        if (ch == ':' || ch == '/' || ch == ' ') ch = '_';
+      const std::string name =
+          "BM_onednn_u8s8s32" + arg("M", m) + arg("N", n) + arg("impl", impl.c_str());
+      benchmark::RegisterBenchmark(name.c_str(), BM_onednn_u8s8s32, m, n)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+    }
+  return 0;
+}
+[[maybe_unused]] const int onednn_registered = register_onednn();
 #endif
 
 }  // namespace

@@ -10,7 +10,8 @@
 //                              QR builders, GPTQ) come from the rotquant::rotquant_compiled
 //                              library (src/); the headers declare them `extern template`. Set
 //                              by linking that target; the header-only default is unchanged.
-// Resulting feature macros (1 or 0): ROTQUANT_HAS_AVX2, ROTQUANT_HAS_AVX512, ROTQUANT_HAS_NEON.
+// Resulting feature macros (1 or 0): ROTQUANT_HAS_AVX2, ROTQUANT_HAS_AVX512, ROTQUANT_HAS_AMX,
+// ROTQUANT_HAS_NEON.
 #pragma once
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -34,6 +35,7 @@
 #if defined(ROTQUANT_FORCE_SCALAR)
 #define ROTQUANT_HAS_AVX2 0
 #define ROTQUANT_HAS_AVX512 0
+#define ROTQUANT_HAS_AMX 0
 #define ROTQUANT_HAS_NEON 0
 #else
 #if ROTQUANT_ARCH_X86 && ROTQUANT_GNU_LIKE && \
@@ -48,6 +50,15 @@
 #define ROTQUANT_HAS_AVX512 1
 #else
 #define ROTQUANT_HAS_AVX512 0
+#endif
+// AMX-INT8 (Sapphire Rapids and later): tile instructions through GCC >= 11 / Clang >= 12.
+#if ROTQUANT_HAS_AVX512 && defined(__x86_64__) &&                     \
+    ((defined(__clang__) && __clang_major__ >= 12) ||                 \
+     (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)) && \
+    (!defined(ROTQUANT_NO_RUNTIME_DISPATCH) || (defined(__AMX_TILE__) && defined(__AMX_INT8__)))
+#define ROTQUANT_HAS_AMX 1
+#else
+#define ROTQUANT_HAS_AMX 0
 #endif
 // NEON (Advanced SIMD) is part of the AArch64 baseline; the dot-product extension is not and
 // is selected at run time inside the NEON path.
@@ -71,6 +82,13 @@
   __attribute__((target("avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
 #else
 #define ROTQUANT_TARGET_AVX512
+#endif
+#if ROTQUANT_HAS_AMX
+#define ROTQUANT_TARGET_AMX \
+  __attribute__((target(    \
+      "avx2,fma,f16c,bmi2,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,amx-tile,amx-int8")))
+#else
+#define ROTQUANT_TARGET_AMX
 #endif
 #if ROTQUANT_HAS_NEON
 #define ROTQUANT_TARGET_NEON_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))

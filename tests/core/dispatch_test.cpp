@@ -24,6 +24,8 @@ TEST(Dispatch, TagsFallBackToTheWeakerPath) {
   static_assert(std::is_base_of<arch::scalar, arch::avx2>::value, "avx2 : scalar");
   static_assert(std::is_base_of<arch::avx2, arch::avx512>::value, "avx512 : avx2");
   static_assert(std::is_base_of<arch::scalar, arch::neon>::value, "neon : scalar");
+  static_assert(std::is_base_of<arch::avx512, arch::amx>::value, "amx : avx512");
+  EXPECT_STREQ(which(arch::amx{}), "avx2");
   EXPECT_STREQ(which(arch::avx512{}), "avx2");  // no avx512 overload: uses avx2's
   EXPECT_STREQ(which(arch::neon{}), "scalar");
 }
@@ -42,6 +44,13 @@ TEST(Dispatch, ForcedScalarBuildHasOnlyScalar) {
 #else
 #if ROTQUANT_ARCH_X86
   EXPECT_EQ(rotquant::isa_available(rotquant::isa::avx2), rotquant::cpu().avx2);
+  // AMX needs the CPU bits, the OS tile state and Linux's per-process permission.
+  EXPECT_EQ(rotquant::isa_available(rotquant::isa::amx),
+            ROTQUANT_HAS_AMX && rotquant::isa_available(rotquant::isa::avx512) &&
+                rotquant::cpu().amx_tile && rotquant::cpu().amx_int8 &&
+                rotquant::amx_tile_permitted());
+  if (rotquant::isa_available(rotquant::isa::amx))
+    EXPECT_EQ(rotquant::best_isa(), rotquant::isa::amx);
 #elif ROTQUANT_ARCH_ARM64
   EXPECT_TRUE(rotquant::isa_available(rotquant::isa::neon));
 #endif
@@ -74,6 +83,9 @@ TEST(Dispatch, UnavailablePathIsAnErrorNotSigill) {
 #endif
   EXPECT_ROTQUANT_ERROR(rotquant::parse_isa("sse9"), "unknown ISA name 'sse9'");
   EXPECT_EQ(rotquant::parse_isa("avx512"), rotquant::isa::avx512);
+  EXPECT_EQ(rotquant::parse_isa("amx"), rotquant::isa::amx);
+  EXPECT_STREQ(rotquant::to_string(rotquant::isa::amx), "amx");
+  EXPECT_ROTQUANT_ERROR(rotquant::parse_isa("AMX"), "scalar, avx2, avx512, amx or neon");
   EXPECT_STREQ(rotquant::to_string(rotquant::isa::neon), "neon");
 }
 

@@ -325,6 +325,217 @@ TEST(Gemm, RejectsBadInput) {
   EXPECT_ROTQUANT_ERROR(rotquant::linear_w4a4(random_matrix(2, 63, 1), pw), "63 columns");
 }
 
+// ---------------------------------------------------------------------------------------------
+// AMX (detail/arch/amx/): the scalar tile model against the instruction definitions, the tile
+// kernel on that model against the int64 reference on every machine, and the instructions
+// themselves where the CPU has them (a visible skip otherwise).
+
+namespace amx = rotquant::detail::arch;
+
+amx::amx_tile_config tile_config(int rows_a, int colsb_a) {
+  amx::amx_tile_config c;
+  c.rows[0] = static_cast<std::uint8_t>(rows_a);  // C: rows_a x 16 int32
+  c.colsb[0] = 64;
+  c.rows[4] = static_cast<std::uint8_t>(rows_a);  // A: rows_a x colsb_a bytes
+  c.colsb[4] = static_cast<std::uint16_t>(colsb_a);
+  c.rows[6] = static_cast<std::uint8_t>(colsb_a / 4);  // B: colsb_a / 4 x 64 bytes
+  c.colsb[6] = 64;
+  return c;
+}
+
+TEST(GemmAmx, TileModelFollowsTheInstructionDefinitions) {
+  // C[m][n] += sum_k sum_i A[m][4k + i] * B[k][4n + i], over the configured rows and columns,
+  // with int8 operands at their extremes and an int32 accumulator that wraps.
+  rotquant::rng g(3);
+  for (int rows : {1, 7, 16})
+    for (int colsb : {4, 32, 64}) {
+      amx::amx_tiles_model t;
+      t.configure(tile_config(rows, colsb));
+      std::vector<std::int8_t> a(16 * 64), b(16 * 64);
+      for (auto& v : a) v = static_cast<std::int8_t>(static_cast<int>(g.uniform_int(256)) - 128);
+      for (auto& v : b) v = static_cast<std::int8_t>(static_cast<int>(g.uniform_int(256)) - 128);
+      std::vector<std::int32_t> c0(16 * 16), c(16 * 16, 0x5A5A5A5A);
+      for (auto& v : c0) v = static_cast<std::int32_t>(g.uniform_int(2000)) - 1000;
+      c0[0] = 2147483600;  // wraps past INT32_MAX when the dot product is positive
+      t.load<0>(c0.data(), 64);
+      t.load<4>(a.data(), 64);
+      t.load<6>(b.data(), 64);
+      t.dpbssd<0, 4, 6>();
+      t.store<0>(c.data(), 64);
+      for (int m = 0; m < 16; ++m)
+        for (int n = 0; n < 16; ++n) {
+          const std::size_t at = static_cast<std::size_t>(m * 16 + n);
+          if (m >= rows) {
+            EXPECT_EQ(c[at], 0x5A5A5A5A) << "a store wrote past the configured rows";
+            continue;
+          }
+          long long want = c0[at];
+          for (int k = 0; k < colsb / 4; ++k)
+            for (int i = 0; i < 4; ++i)
+              want += static_cast<long long>(a[static_cast<std::size_t>(m * 64 + 4 * k + i)]) *
+                      b[static_cast<std::size_t>(k * 64 + 4 * n + i)];
+          const auto wrapped = static_cast<std::int32_t>(static_cast<std::uint32_t>(want));
+          ASSERT_EQ(c[at], wrapped)
+              << "rows " << rows << " colsb " << colsb << " at " << m << "," << n;
+        }
+    }
+  // Stores move rows(t) rows of colsb(t) bytes at the given stride and nothing else.
+  amx::amx_tiles_model t;
+  t.configure(tile_config(2, 32));
+  std::vector<std::int8_t> ones(64 * 3, 1), raw(64 * 3, 9);
+  t.load<4>(ones.data(), 64);
+  t.store<4>(raw.data(), 64);
+  for (int i = 0; i < 64 * 3; ++i)
+    ASSERT_EQ(raw[static_cast<std::size_t>(i)], (i < 128 && i % 64 < 32) ? 1 : 9) << i;
+  // Shapes the instruction would reject are errors of the model.
+  amx::amx_tile_config bad = tile_config(16, 64);
+  bad.rows[6] = 8;  // B must have colsb(A) / 4 = 16 rows
+  t.configure(bad);
+  EXPECT_ROTQUANT_ERROR((t.dpbssd<0, 4, 6>()), "TDPBSSD shapes disagree");
+  amx::amx_tile_config big = tile_config(16, 64);
+  big.colsb[4] = 128;
+  EXPECT_ROTQUANT_ERROR(t.configure(big), "palette 1 allows 16 x 64");
+}
+
+// The shapes of the AMX sweeps: M tails around the 16-row tile and 32-row block, N around the
+// 32-column block, K around the 64-byte tile depth and the 512-value K chunk, every group size
+// class (tile depth 8, 16, 32, 64 and padded blocks).
+struct amx_case {
+  index_t m, n, k, group;
+};
+std::vector<amx_case> amx_cases() {
+  std::vector<amx_case> out;
+  const bool small = rotquant_test::small_scale();
+  for (index_t m : {1, 15, 16, 17, 33, 70})
+    for (index_t n : {1, 17, 33, 70})
+      for (index_t k : small ? std::vector<index_t>{17, 136, 600}
+                             : std::vector<index_t>{1, 17, 64, 100, 136, 264, 600, 1100})
+        for (index_t group : {8, 32, 96, 128}) {
+          if ((m * 7 + n * 3 + k + group) % 5 != 0) continue;  // thin out
+          out.push_back({m, n, k, group});
+        }
+  return out;
+}
+
+// Every weight x activation format through the tile kernel on the scalar model: bit-exact with
+// the int64 reference. Runs on every machine.
+TEST(GemmAmx, TileModelKernelBitExactWithInt64Reference) {
+  std::size_t cases = 0;
+  std::uint64_t seed = 100;
+  for (const amx_case& c : amx_cases())
+    for (weight_format wf : all_weights)
+      for (act_format af : all_acts) {
+        if ((c.m + c.k + static_cast<index_t>(af) + static_cast<index_t>(wf)) % 2 != 0) continue;
+        const int_weights w = random_int_weights(wf, c.n, c.k, c.group, ++seed);
+        const packed_weights pw = pack(w, c.group);
+        const packed_activations pa =
+            rotquant::quantize_activations(random_matrix(c.m, c.k, ++seed), af, 1.0f, c.group);
+        if (!rotquant::detail::gemm_blocks_pair(pa.block, pw.block, c.k)) continue;
+        const rotquant::vector_f bias = random_matrix(c.n, 1, seed).col(0);
+        const bool with_bias = (seed & 1) != 0;
+        const auto ep =
+            with_bias ? rotquant::gemm_epilogue::with_bias(bias) : rotquant::gemm_epilogue{};
+        const matrix_f want = reference(pa, w, with_bias ? bias.data() : nullptr);
+        ASSERT_TRUE(bits_equal(rotquant::detail::quantized_matmul_amx_model(pa, pw, ep), want))
+            << rotquant::to_string(wf) << " x " << rotquant::to_string(af) << " m=" << c.m
+            << " n=" << c.n << " k=" << c.k << " group=" << c.group;
+        ++cases;
+      }
+  EXPECT_GT(cases, 150u);
+}
+
+// The tile kernel's thread split (256-row x 8-panel tasks) does not change bits either.
+TEST(GemmAmx, TileModelThreadCountDoesNotChangeBits) {
+  const packed_weights pw =
+      rotquant::pack_weights(random_matrix(300, 200, 1), weight_format::qsi4cg, 40);
+  const packed_activations pa =
+      rotquant::quantize_activations(random_matrix(300, 200, 2), act_format::qsi4dg, 1.0f, 40);
+  matrix_f want;
+  {
+    rotquant::scoped_isa force(rotquant::isa::scalar);
+    want = rotquant::quantized_matmul(pa, pw);
+  }
+  rotquant::thread_pool_executor pool(3);
+  EXPECT_TRUE(bits_equal(rotquant::detail::quantized_matmul_amx_model(pa, pw, {}, &pool), want));
+}
+
+// The instructions themselves (where the CPU has AMX-INT8 and Linux grants the tile state).
+TEST(GemmAmx, HardwareTilesBitExactWithTheModelAndReference) {
+  if (!rotquant::isa_available(rotquant::isa::amx))
+    GTEST_SKIP() << "AMX not available (compiled in: " << ROTQUANT_HAS_AMX
+                 << ", CPU: " << rotquant::cpu().to_string()
+                 << "): the tile instructions were not run; the scalar tile model tests cover "
+                    "the kernel's logic";
+  rotquant::scoped_isa force(rotquant::isa::amx);
+  std::size_t cases = 0;
+  std::uint64_t seed = 900;
+  for (const amx_case& c : amx_cases())
+    for (weight_format wf : all_weights)
+      for (act_format af : all_acts) {
+        const int_weights w = random_int_weights(wf, c.n, c.k, c.group, ++seed);
+        const packed_weights pw = pack(w, c.group);
+        const packed_activations pa =
+            rotquant::quantize_activations(random_matrix(c.m, c.k, ++seed), af, 1.0f, c.group);
+        if (!rotquant::detail::gemm_blocks_pair(pa.block, pw.block, c.k)) continue;
+        const matrix_f want = reference(pa, w, nullptr);
+        ASSERT_TRUE(bits_equal(rotquant::quantized_matmul(pa, pw), want))
+            << rotquant::to_string(wf) << " x " << rotquant::to_string(af) << " m=" << c.m
+            << " n=" << c.n << " k=" << c.k << " group=" << c.group;
+        ++cases;
+      }
+  EXPECT_GT(cases, 300u);
+  // Large shapes over several tasks and threads, extreme codes included.
+  for (weight_format wf : {weight_format::qsi4cx, weight_format::mxfp4}) {
+    int_weights w = random_int_weights(wf, 200, 2100, 0, 7, 1);
+    const packed_weights pw = pack(w, 0);
+    matrix_f x = matrix_f::Constant(300, 2100, -1.0f);
+    x.topRows(100) = random_matrix(100, 2100, 8);
+    const packed_activations pa = rotquant::quantize_activations(x, act_format::qsi8dx);
+    const matrix_f want = reference(pa, w, nullptr);
+    rotquant::thread_pool_executor pool(2);
+    EXPECT_TRUE(bits_equal(rotquant::quantized_matmul(pa, pw), want)) << rotquant::to_string(wf);
+    EXPECT_TRUE(bits_equal(rotquant::quantized_matmul(pa, pw, {}, &pool), want));
+    EXPECT_TRUE(bits_equal(rotquant::detail::quantized_matmul_amx_model(pa, pw), want));
+  }
+}
+
+#if ROTQUANT_HAS_AMX
+// The helpers are always_inline into AMX-target code: call them from such functions.
+ROTQUANT_TARGET_AMX void hw_widen64(const std::uint8_t* src, const std::int8_t* values,
+                                    std::int8_t* lo, std::int8_t* hi) {
+  amx::amx_tiles_hw::widen64(src, values, lo, hi);
+}
+ROTQUANT_TARGET_AMX void hw_scale16(const std::int32_t* c, float sa, const float* sw, float* y) {
+  amx::amx_tiles_hw::scale16(c, sa, sw, y);
+}
+
+// The hardware backend's two vector helpers equal the model's portable ones.
+TEST(GemmAmx, HardwareRowHelpersEqualTheModel) {
+  if (!rotquant::isa_available(rotquant::isa::avx512))
+    GTEST_SKIP() << "AVX-512 not available: the hardware row helpers were not run";
+  rotquant::rng g(5);
+  std::uint8_t src[64];
+  for (auto& v : src) v = static_cast<std::uint8_t>(g.uniform_int(256));
+  for (const std::int8_t* values : {amx::amx_int4_values, amx::amx_fp4_values}) {
+    std::int8_t lo[64], hi[64], lo2[64], hi2[64];
+    amx::amx_tiles_model::widen64(src, values, lo, hi);
+    hw_widen64(src, values, lo2, hi2);
+    EXPECT_EQ(std::memcmp(lo, lo2, 64), 0);
+    EXPECT_EQ(std::memcmp(hi, hi2, 64), 0);
+  }
+  std::int32_t c[16];
+  float sw[16], y1[16], y2[16];
+  for (int j = 0; j < 16; ++j) {
+    c[j] = static_cast<std::int32_t>(g.uniform_int(1u << 30)) - (1 << 29);
+    sw[j] = static_cast<float>(g.normal());
+    y1[j] = y2[j] = static_cast<float>(g.normal() * 1e6);
+  }
+  amx::amx_tiles_model::scale16(c, 0.37f, sw, y1);
+  hw_scale16(c, 0.37f, sw, y2);
+  EXPECT_EQ(std::memcmp(y1, y2, sizeof(y1)), 0);
+}
+#endif
+
 #if ROTQUANT_HAS_NEON
 // The plain-NEON fallback (CPUs without the dot-product extension) is exact too.
 TEST(Gemm, NeonFallbackWithoutDotprodBitExact) {

@@ -2,12 +2,14 @@
 // dispatch.hpp: instruction-set paths (ISA), the arch tag types, and runtime path selection.
 //
 // Readers' note (the scheme of docs/design.md section 3). Each SIMD path is an empty tag type; a
-// stronger tag derives from the weaker one (avx512 : avx2 : scalar, neon : scalar), so a
+// stronger tag derives from the weaker one (amx : avx512 : avx2 : scalar, neon : scalar), so a
 // kernel that has no avx512 overload resolves to its avx2 overload, and so on down to the
 // scalar reference, which is always compiled. `dispatch(f)` calls f with the tag of the
 // active path: the best one that is compiled in and supported by this CPU, optionally capped
 // by `set_isa()` (tests, benchmarks) or the ROTQUANT_ISA environment variable
-// (scalar|avx2|avx512|neon). Asking for a path the CPU lacks is an error, never a SIGILL.
+// (scalar|avx2|avx512|amx|neon). Only the W4A4 GEMM has an amx overload; every other kernel
+// runs its avx512 code under the amx tag. Asking for a path the CPU lacks is an error, never a
+// SIGILL.
 #pragma once
 
 #include <atomic>
@@ -23,7 +25,7 @@
 namespace rotquant {
 
 /// Instruction-set paths, ordered from weakest to strongest within one architecture.
-enum class isa : int { scalar = 0, avx2 = 1, avx512 = 2, neon = 3 };
+enum class isa : int { scalar = 0, avx2 = 1, avx512 = 2, neon = 3, amx = 4 };
 
 inline const char* to_string(isa i) {
   switch (i) {
@@ -35,17 +37,21 @@ inline const char* to_string(isa i) {
       return "avx512";
     case isa::neon:
       return "neon";
+    case isa::amx:
+      return "amx";
   }
   return "unknown";
 }
 
-/// Parses "scalar", "avx2", "avx512" or "neon"; throws rotquant::error otherwise.
+/// Parses "scalar", "avx2", "avx512", "amx" or "neon"; throws rotquant::error otherwise.
 inline isa parse_isa(const std::string& name) {
   if (name == "scalar") return isa::scalar;
   if (name == "avx2") return isa::avx2;
   if (name == "avx512") return isa::avx512;
   if (name == "neon") return isa::neon;
-  ROTQUANT_CHECK(false, "unknown ISA name '" << name << "'; expected scalar, avx2, avx512 or neon");
+  if (name == "amx") return isa::amx;
+  ROTQUANT_CHECK(false,
+                 "unknown ISA name '" << name << "'; expected scalar, avx2, avx512, amx or neon");
   return isa::scalar;
 }
 
@@ -71,6 +77,12 @@ struct avx512 : avx2 {
            c.avx512vnni;
   }
 };
+/// AVX-512 plus AMX-INT8 tiles (the prefill GEMM); granted by the OS on first use.
+struct amx : avx512 {
+  static constexpr rotquant::isa id = rotquant::isa::amx;
+  static constexpr bool compiled = ROTQUANT_HAS_AMX;
+  static bool supported() { return compiled && avx512::supported() && amx_tile_permitted(); }
+};
 struct neon : scalar {
   static constexpr rotquant::isa id = rotquant::isa::neon;
   static constexpr bool compiled = ROTQUANT_HAS_NEON;
@@ -89,11 +101,14 @@ inline bool isa_supported_impl(isa i) {
       return arch::avx512::supported();
     case isa::neon:
       return arch::neon::supported();
+    case isa::amx:
+      return arch::amx::supported();
   }
   return false;
 }
 
 inline isa best_isa_impl() {
+  if (arch::amx::supported()) return isa::amx;
   if (arch::avx512::supported()) return isa::avx512;
   if (arch::avx2::supported()) return isa::avx2;
   if (arch::neon::supported()) return isa::neon;
@@ -116,7 +131,7 @@ inline bool isa_available(isa i) {
 /// Every available path, weakest first (always starts with isa::scalar).
 inline std::vector<isa> available_isas() {
   std::vector<isa> out;
-  for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::neon})
+  for (isa i : {isa::scalar, isa::avx2, isa::avx512, isa::amx, isa::neon})
     if (isa_available(i)) out.push_back(i);
   return out;
 }
@@ -175,6 +190,10 @@ class scoped_isa {
 template <class F>
 decltype(auto) dispatch(F&& f, isa which) {
   switch (which) {
+#if ROTQUANT_HAS_AMX
+    case isa::amx:
+      return std::forward<F>(f)(detail::arch::amx{});
+#endif
 #if ROTQUANT_HAS_AVX512
     case isa::avx512:
       return std::forward<F>(f)(detail::arch::avx512{});

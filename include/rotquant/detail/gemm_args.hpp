@@ -34,6 +34,9 @@ struct gemm_args {
   const float* bias = nullptr;
   float* out = nullptr;
   index_t ldo = 0;
+  /// The AMX kernel's copy of the activation codes in tile order (detail/arch/amx/gemm.hpp,
+  /// amx_pack_activations); null for the other kernels.
+  const std::int8_t* a_tiles = nullptr;
 };
 
 /// First and one-past-last 8-chunk of kernel block b.

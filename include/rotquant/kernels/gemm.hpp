@@ -18,6 +18,7 @@
 #include "rotquant/core/reduce.hpp"
 #include "rotquant/core/rng.hpp"
 #include "rotquant/core/threading.hpp"
+#include "rotquant/detail/arch/amx/gemm.hpp"
 #include "rotquant/detail/arch/avx512/gemm.hpp"
 #include "rotquant/detail/arch/neon/gemm.hpp"
 #include "rotquant/detail/gemm_args.hpp"
@@ -149,6 +150,93 @@ inline void gemm_store_row(packed_weights& pw, index_t r, const std::uint8_t* ni
     byte = (i & 4) ? static_cast<std::uint8_t>((byte & 0x0F) | (v << 4))
                    : static_cast<std::uint8_t>((byte & 0xF0) | v);
   }
+}
+
+/// Runs kernel(g, m0, m1, p0, p1) over the task grid of out = A W^T (inputs already checked by
+/// quantized_matmul). Tasks are row blocks of mc rows x chunks of pc panels; `tiles` picks the
+/// grid of the AMX tile kernel (taller row blocks: its per-task weight widening is amortised
+/// over more rows). Every output is computed by exactly one task, so the bits do not depend on
+/// the grid or the thread count.
+template <class Kernel>
+void gemm_execute(const packed_activations& A, const packed_weights& W, matrix_view<float> out,
+                  const gemm_epilogue& ep, executor* ex, bool tiles, const Kernel& kernel) {
+  const index_t k = W.k;
+  const index_t kb = std::min(std::min(A.block, k), std::min(W.block, k));
+  gemm_args g;
+  g.a = A.codes.data();
+  g.lda = A.stride;
+  g.a_scales = A.scales.data();
+  g.a_blocks = A.blocks;
+  g.a_block = A.block;
+  g.w = W.data.data();
+  g.panel_bytes = W.panel_bytes();
+  g.w_scales = W.scales.data();
+  g.w_blocks = W.blocks;
+  g.w_block = W.block;
+  g.m = A.m;
+  g.n = W.n;
+  g.k = k;
+  g.kb = kb;
+  g.nkb = (k + kb - 1) / kb;
+  g.woff = W.offset();
+  g.fp4 = W.fp4();
+  g.bias = ep.bias;
+  g.out = out.data();
+  g.ldo = out.outerStride();
+  std::vector<std::int32_t> sums;
+  if (g.nkb == A.blocks) {
+    g.a_sums = A.sums.data();
+  } else {
+    // Activation code sums at the kernel block granularity (finer than the activation blocks).
+    sums.resize(static_cast<std::size_t>(A.m * g.nkb));
+    for (index_t m = 0; m < A.m; ++m) {
+      const std::int8_t* c = A.codes.data() + m * A.stride;
+      for (index_t b = 0; b < g.nkb; ++b) {
+        std::int32_t s = 0;
+        for (index_t i = b * kb; i < std::min(k, (b + 1) * kb); ++i) s += c[i];
+        sums[static_cast<std::size_t>(m * g.nkb + b)] = s;
+      }
+    }
+    g.a_sums = sums.data();
+  }
+  const index_t panels = W.panels;
+  index_t mc = 0, pc = 0;
+  if (tiles) {
+    // The tile kernel reads the activation codes in tile order, copied once per call into the
+    // calling thread's scratch (row tiles in parallel).
+    const arch::amx_plan P = arch::amx_plan_for(g);
+    std::int8_t* at = arch::amx_thread_scratch().a.reserve(arch::amx_activation_bytes(P, A.m));
+    const index_t row_tiles = (A.m + 15) / 16;
+    parallel_for(
+        0, row_tiles, std::max<index_t>(1, 65536 / std::max<index_t>(1, 16 * P.kpad)),
+        [&](index_t lo, index_t hi) {
+          arch::amx_pack_activations(g, P, at, lo * 16, std::min(A.m, hi * 16));
+        },
+        ex);
+    g.a_tiles = at;
+    // Up to 256 rows (a multiple of the 32-row output block) x 8 panels per task.
+    mc = std::min<index_t>(256, (A.m + 31) / 32 * 32);
+    pc = 8;
+  } else {
+    // An L2-sized slice of A x 8 panels (4 for decode).
+    mc = A.m <= 4 ? A.m : std::max<index_t>(8, (262144 / W.kp) / 8 * 8);
+    pc = A.m <= 4 ? 4 : 8;
+  }
+  const index_t nm = (A.m + mc - 1) / mc, np = (panels + pc - 1) / pc;
+  // At least ~2^20 multiply-adds per chunk: a waking thread costs more than a smaller task (an
+  // M = 1 GEMV of a few hundred rows runs inline).
+  const index_t task_macs = std::min(A.m, mc) * pc * gemm_panel_cols * W.kp;
+  const index_t grain = std::max<index_t>(1, (index_t{1} << 20) / std::max<index_t>(1, task_macs));
+  parallel_for(
+      0, nm * np, grain,
+      [&](index_t lo, index_t hi) {
+        for (index_t t = lo; t < hi; ++t) {
+          const index_t mi = t / np, pi = t % np;
+          kernel(g, mi * mc, std::min(A.m, (mi + 1) * mc), pi * pc,
+                 std::min(panels, (pi + 1) * pc));
+        }
+      },
+      ex);
 }
 
 }  // namespace detail
@@ -306,19 +394,11 @@ inline matrix_f dequantize_weights(const packed_weights& w) {
   return out;
 }
 
-/// out [m, n] = A [m, k] (packed activations) times W^T (packed weights [n, k]), int32-exact
-/// integer products per K block and the epilogue of detail/gemm_args.hpp:
-///   y = sum over blocks (fma chain) float(int dot) * (sa * sw), out = y (+ bias[n]).
-/// The block is the smaller of the activation and weight scale blocks (each must be a multiple
-/// of the other, or span all of K). Work is split over N panels (and M blocks) through `ex`
-/// (default executor); results do not depend on the ISA path or the thread count.
-/// Cost O(m n k) integer multiply-adds. Throws rotquant::error, before any kernel runs, for a
-/// packed_activations or packed_weights that breaks its invariants (validate(): fields and
-/// buffer sizes, O(1)), mismatched shapes, an incompatible block pair, a bias of the wrong
-/// size, or an output that overlaps an input.
-inline void quantized_matmul(const packed_activations& A, const packed_weights& W,
-                             matrix_view<float> out, const gemm_epilogue& ep = {},
-                             executor* ex = nullptr) {
+namespace detail {
+
+/// The checks of quantized_matmul (see there). O(1) plus the overlap test.
+inline void quantized_matmul_check(const packed_activations& A, const packed_weights& W,
+                                   const matrix_view<float>& out, const gemm_epilogue& ep) {
   A.validate("quantized_matmul");
   W.validate("quantized_matmul");
   ROTQUANT_CHECK(A.k == W.k, "quantized_matmul: activations have K = "
@@ -336,67 +416,31 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
                  "quantized_matmul: activation block " << A.block << " and weight block " << W.block
                                                        << " are incompatible; one must divide "
                                                           "the other");
+}
+
+}  // namespace detail
+
+/// out [m, n] = A [m, k] (packed activations) times W^T (packed weights [n, k]), int32-exact
+/// integer products per K block and the epilogue of detail/gemm_args.hpp:
+///   y = sum over blocks (fma chain) float(int dot) * (sa * sw), out = y (+ bias[n]).
+/// The block is the smaller of the activation and weight scale blocks (each must be a multiple
+/// of the other, or span all of K). Work is split over N panels (and M blocks) through `ex`
+/// (default executor); results do not depend on the ISA path or the thread count.
+/// Cost O(m n k) integer multiply-adds. Throws rotquant::error, before any kernel runs, for a
+/// packed_activations or packed_weights that breaks its invariants (validate(): fields and
+/// buffer sizes, O(1)), mismatched shapes, an incompatible block pair, a bias of the wrong
+/// size, or an output that overlaps an input.
+inline void quantized_matmul(const packed_activations& A, const packed_weights& W,
+                             matrix_view<float> out, const gemm_epilogue& ep = {},
+                             executor* ex = nullptr) {
+  detail::quantized_matmul_check(A, W, out, ep);
   if (A.m == 0) return;
-  const index_t k = W.k;
-  const index_t kb = std::min(std::min(A.block, k), std::min(W.block, k));
-  detail::gemm_args g;
-  g.a = A.codes.data();
-  g.lda = A.stride;
-  g.a_scales = A.scales.data();
-  g.a_blocks = A.blocks;
-  g.a_block = A.block;
-  g.w = W.data.data();
-  g.panel_bytes = W.panel_bytes();
-  g.w_scales = W.scales.data();
-  g.w_blocks = W.blocks;
-  g.w_block = W.block;
-  g.m = A.m;
-  g.n = W.n;
-  g.k = k;
-  g.kb = kb;
-  g.nkb = (k + kb - 1) / kb;
-  g.woff = W.offset();
-  g.fp4 = W.fp4();
-  g.bias = ep.bias;
-  g.out = out.data();
-  g.ldo = out.outerStride();
-  std::vector<std::int32_t> sums;
-  if (g.nkb == A.blocks) {
-    g.a_sums = A.sums.data();
-  } else {
-    // Activation code sums at the kernel block granularity (finer than the activation blocks).
-    sums.resize(static_cast<std::size_t>(A.m * g.nkb));
-    for (index_t m = 0; m < A.m; ++m) {
-      const std::int8_t* c = A.codes.data() + m * A.stride;
-      for (index_t b = 0; b < g.nkb; ++b) {
-        std::int32_t s = 0;
-        for (index_t i = b * kb; i < std::min(k, (b + 1) * kb); ++i) s += c[i];
-        sums[static_cast<std::size_t>(m * g.nkb + b)] = s;
-      }
-    }
-    g.a_sums = sums.data();
-  }
-  // Tasks: row blocks of mc rows (an L2-sized slice of A) x chunks of pc panels.
-  const index_t panels = W.panels;
-  const index_t mc = A.m <= 4 ? A.m : std::max<index_t>(8, (262144 / W.kp) / 8 * 8);
-  const index_t pc = A.m <= 4 ? 4 : 8;
-  const index_t nm = (A.m + mc - 1) / mc, np = (panels + pc - 1) / pc;
-  // At least ~2^20 multiply-adds per chunk: a waking thread costs more than a smaller task (an
-  // M = 1 GEMV of a few hundred rows runs inline). Every output is computed by one task either way.
-  const index_t task_macs = std::min(A.m, mc) * pc * gemm_panel_cols * W.kp;
-  const index_t grain = std::max<index_t>(1, (index_t{1} << 20) / std::max<index_t>(1, task_macs));
-  dispatch([&](auto tag) {
-    parallel_for(
-        0, nm * np, grain,
-        [&](index_t lo, index_t hi) {
-          for (index_t t = lo; t < hi; ++t) {
-            const index_t mi = t / np, pi = t % np;
-            detail::arch::gemm_range(tag, g, mi * mc, std::min(A.m, (mi + 1) * mc), pi * pc,
-                                     std::min(panels, (pi + 1) * pc));
-          }
-        },
-        ex);
-  });
+  const bool tiles = active_isa() == isa::amx && A.m >= detail::arch::amx_min_rows;
+  detail::gemm_execute(
+      A, W, out, ep, ex, tiles,
+      [](const detail::gemm_args& g, index_t m0, index_t m1, index_t p0, index_t p1) {
+        dispatch([&](auto tag) { detail::arch::gemm_range(tag, g, m0, m1, p0, p1); });
+      });
 }
 
 /// Convenience overload returning out as a new matrix [m, n].
@@ -409,6 +453,27 @@ inline matrix_f quantized_matmul(const packed_activations& A, const packed_weigh
   quantized_matmul(A, W, view(out), ep, ex);
   return out;
 }
+
+namespace detail {
+
+/// quantized_matmul through the AMX tile kernel run on the scalar model of the tile unit
+/// (detail/arch/amx/tiles.hpp), every task on the tile kernel whatever its rows: the kernel's
+/// tiling, layouts and epilogue, checked on any CPU. Same checks and result as quantized_matmul.
+inline matrix_f quantized_matmul_amx_model(const packed_activations& A, const packed_weights& W,
+                                           const gemm_epilogue& ep = {}, executor* ex = nullptr) {
+  A.validate("quantized_matmul");
+  W.validate("quantized_matmul");
+  matrix_f out(A.m, W.n);
+  quantized_matmul_check(A, W, view(out), ep);
+  if (A.m == 0) return out;
+  gemm_execute(A, W, view(out), ep, ex, true,
+               [](const gemm_args& g, index_t m0, index_t m1, index_t p0, index_t p1) {
+                 arch::gemm_range_amx_model(g, m0, m1, p0, p1);
+               });
+  return out;
+}
+
+}  // namespace detail
 
 /// Quantized linear layer: quantizes X [m, k] (float, per token, `format`) into `scratch`
 /// (reused across calls when given), then out = quantized_matmul(., W, ep). See
