@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // bm_quantize.cpp: per-token activation quantize + pack (INT4, INT8, MXFP4, NVFP4) on 2048 x 4096
-// floats, alone and fused with the online Hadamard, vs a plain copy of the same bytes.
+// floats, alone and fused with the online Hadamard, vs a plain copy of the same bytes and vs the
+// plain per-token INT4 loop an engine would write itself (absmax, multiply by the reciprocal
+// scale, round, clamp, int8 store, code sum; AVX-512 where the build has it), also after
+// rotquant's Hadamard (the unfused pipeline a user would assemble).
 //
 // Names spell out every argument: BM_quantize/fmt:qsi4dx/thr:1 (thr = rotquant's pool size),
 // BM_quantize_path/fmt:mxfp4/isa:avx2, BM_ratio_to_copy/fmt:nvfp4/scale:static/thr:1, ...; the
@@ -10,6 +13,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +22,10 @@
 #include "rotquant/kernels/quantize_activations.hpp"
 #include "rotquant/quant/quantizer.hpp"
 #include "rotquant/transforms/hadamard.hpp"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
 
 namespace {
 
@@ -72,6 +80,84 @@ void BM_quantize(benchmark::State& st, act_format f, int threads) {
   set_rate(st);
   st.SetLabel(rotquant::to_string(rotquant::active_isa()));
 }
+// Peer: the plain per-token INT4 loop (two passes over a row: absmax, then x * (1 / s) rounded
+// to nearest even, clamped to [-8, 7], stored as int8 with the row's code sum). Not bit-exact
+// with the division rule (x / s) that rotquant and the peers' PyTorch code use.
+std::int32_t plain_int4_row(const float* x, index_t k, std::int8_t* codes, float* scale) {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  __m512 m = _mm512_setzero_ps();
+  for (index_t i = 0; i < k; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+  const float amax = _mm512_reduce_max_ps(m);
+  const float s = amax > 0.0f ? amax / 7.0f : 1.0f;
+  const __m512 inv = _mm512_set1_ps(1.0f / s), lo = _mm512_set1_ps(-8.0f),
+               hi = _mm512_set1_ps(7.0f);
+  __m512i sum = _mm512_setzero_si512();
+  for (index_t i = 0; i < k; i += 16) {
+    const __m512 q =
+        _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), inv), lo), hi);
+    const __m512i c = _mm512_cvtps_epi32(q);
+    sum = _mm512_add_epi32(sum, c);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(c));
+  }
+  *scale = s;
+  return _mm512_reduce_add_epi32(sum);
+#else
+  float amax = 0.0f;
+  for (index_t i = 0; i < k; ++i) amax = std::max(amax, std::abs(x[i]));
+  const float s = amax > 0.0f ? amax / 7.0f : 1.0f, inv = 1.0f / s;
+  std::int32_t sum = 0;
+  for (index_t i = 0; i < k; ++i) {
+    const int c = static_cast<int>(std::nearbyint(std::min(std::max(x[i] * inv, -8.0f), 7.0f)));
+    codes[i] = static_cast<std::int8_t>(c);
+    sum += c;
+  }
+  *scale = s;
+  return sum;
+#endif
+}
+
+const char* plain_loop_label() {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+  return "plain INT4 loop peer (AVX-512)";
+#else
+  return "plain INT4 loop peer (scalar)";
+#endif
+}
+
+struct plain_codes {
+  std::vector<std::int8_t> codes = std::vector<std::int8_t>(static_cast<std::size_t>(M * K));
+  std::vector<float> scales = std::vector<float>(static_cast<std::size_t>(M));
+  std::vector<std::int32_t> sums = std::vector<std::int32_t>(static_cast<std::size_t>(M));
+  void run(const matrix_f& x) {
+    for (index_t r = 0; r < M; ++r)
+      sums[static_cast<std::size_t>(r)] =
+          plain_int4_row(x.data() + r * K, K, codes.data() + r * K, scales.data() + r);
+  }
+};
+
+void BM_plain_int4_loop(benchmark::State& st) {
+  plain_codes out;
+  for (auto _ : st) {
+    out.run(input());
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(plain_loop_label());
+}
+BENCHMARK(BM_plain_int4_loop)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// rotquant's per-token INT4 on one thread, the row the plain loop is compared with.
+void BM_quantize_vs_plain(benchmark::State& st) {
+  rotquant::packed_activations out;
+  for (auto _ : st) {
+    rotquant::quantize_activations(rotquant::view(input()), act_format::qsi4dx, out);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(rotquant::to_string(rotquant::active_isa()));
+}
+BENCHMARK(BM_quantize_vs_plain)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 int register_quantize() {
   for (int threads : {1, 2})
     for (act_format f : kFormats) {
@@ -282,6 +368,29 @@ void BM_hadamard_then_quantize(benchmark::State& st) {
   st.SetLabel("unfused H + qsi4dx");
 }
 BENCHMARK(BM_hadamard_then_quantize)
+    ->Arg(4096)
+    ->Arg(128)
+    ->ArgNames({"n"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Peer of the fused rows: rotquant's Hadamard over the matrix, then the plain INT4 loop.
+void BM_hadamard_then_plain(benchmark::State& st) {
+  const rotquant::hadamard_plan plan(st.range(0));
+  matrix_f x = input();
+  plain_codes out;
+  for (auto _ : st) {
+    st.PauseTiming();
+    x = input();
+    st.ResumeTiming();
+    plan.apply_rows(x.data(), M * (K / st.range(0)), st.range(0));
+    out.run(x);
+    benchmark::DoNotOptimize(out.codes.data());
+  }
+  set_rate(st);
+  st.SetLabel(std::string("rotquant H + ") + plain_loop_label());
+}
+BENCHMARK(BM_hadamard_then_plain)
     ->Arg(4096)
     ->Arg(128)
     ->ArgNames({"n"})

@@ -49,8 +49,9 @@ TEST(Dispatch, ForcedScalarBuildHasOnlyScalar) {
             ROTQUANT_HAS_AMX && rotquant::isa_available(rotquant::isa::avx512) &&
                 rotquant::cpu().amx_tile && rotquant::cpu().amx_int8 &&
                 rotquant::amx_tile_permitted());
-  if (rotquant::isa_available(rotquant::isa::amx))
+  if (rotquant::isa_available(rotquant::isa::amx)) {
     EXPECT_EQ(rotquant::best_isa(), rotquant::isa::amx);
+  }
 #elif ROTQUANT_ARCH_ARM64
   EXPECT_TRUE(rotquant::isa_available(rotquant::isa::neon));
 #endif

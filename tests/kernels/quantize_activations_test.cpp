@@ -173,6 +173,56 @@ TEST(QuantizeActivations, TiesRoundHalfToEvenOnEveryPath) {
   }
 }
 
+// Codes are those of the IEEE quotient x / s even where x * (1 / s) rounds the other way. For
+// scales without an exact reciprocal, the test searches the floats within 64 ulps of every
+// quotient tie s * (n + 1/2) for those whose product rounds to another code than the division
+// (and keeps the exact ties), then quantizes rows of them on every path against the scalar
+// division. The AVX-512 path multiplies and must recompute exactly these lanes.
+TEST(QuantizeActivations, QuotientNearTiesMatchTheDivisionOnEveryPath) {
+  std::size_t differing = 0, checked = 0;
+  for (act_format f : {act_format::qsi4dx, act_format::qsi8dx})
+    for (float amax : {21.0f, 35.0f, 0.7f, 2.2f, 7.7f, 889.0f, 1.3f}) {
+      const int qmax = f == act_format::qsi8dx ? 127 : 7;
+      const float s = rotquant::detail::qact_sym_scale(amax, 1.0f, qmax);
+      const float r = 1.0f / s;
+      auto code = [&](float q) {
+        return std::nearbyint(
+            std::min(std::max(q, static_cast<float>(-qmax - 1)), static_cast<float>(qmax)));
+      };
+      std::vector<float> row{amax};
+      for (int n = -qmax; n < qmax; ++n) {
+        float v = s * (static_cast<float>(n) + 0.5f);
+        for (int u = 0; u < 64; ++u) v = std::nextafter(v, -1e30f);
+        for (int u = 0; u < 128; ++u, v = std::nextafter(v, 1e30f)) {
+          const bool tie = v / s == static_cast<float>(n) + 0.5f;
+          if (code(v / s) != code(v * r)) {
+            ++differing;
+            row.push_back(v);
+          } else if (tie) {
+            row.push_back(v);
+          }
+        }
+      }
+      matrix_f x(1, static_cast<index_t>(row.size()));
+      for (std::size_t i = 0; i < row.size(); ++i) x(0, static_cast<index_t>(i)) = row[i];
+      packed_activations ref;
+      {
+        rotquant::scoped_isa force(rotquant::isa::scalar);
+        rotquant::quantize_activations(rotquant::view(x), f, ref);
+      }
+      ASSERT_EQ(ref.scales[0], s);
+      for (auto path : rotquant::available_isas()) {
+        rotquant::scoped_isa force(path);
+        packed_activations got;
+        rotquant::quantize_activations(rotquant::view(x), f, got);
+        expect_same(got, ref, (std::string(to_string(path)) + " " + to_string(f)).c_str());
+        ++checked;
+      }
+    }
+  EXPECT_GT(checked, 10u);
+  EXPECT_GT(differing, 20u) << "the inputs must include quotients the product rounds otherwise";
+}
+
 // The INT and FP4 per-token formats agree with the library's general quantizer (quant/), which
 // implements the same contract rules independently.
 TEST(QuantizeActivations, MatchesGeneralQuantizer) {

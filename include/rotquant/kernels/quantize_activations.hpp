@@ -81,7 +81,7 @@ template <class Tag>
 void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations& out,
               const float* next = nullptr) {
   const index_t k = out.k, stride = out.stride, nb = out.blocks, bs = out.block;
-  constexpr bool fused_check = std::is_same_v<Tag, arch::avx512>;
+  constexpr bool fused_check = std::is_base_of_v<arch::avx512, Tag>;  // avx512 and amx
   const bool block_fmt = out.format == act_format::mxfp4 || out.format == act_format::nvfp4;
   // One pass gives the finiteness check and (for per-token INT) the absmax; the AVX-512 block
   // kernels check inside their own amax pass.

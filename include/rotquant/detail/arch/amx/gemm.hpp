@@ -56,28 +56,13 @@ inline amx_plan amx_plan_for(const gemm_args& g) {
 /// in L1 while the row blocks pass.
 constexpr index_t amx_chunk_k = 512;
 
-/// A growable buffer whose storage starts on a 64-byte line (a tile row that straddles two
-/// lines costs two L1 accesses: the tile loads run at half speed from malloc's 16-byte
-/// alignment).
-template <class T>
-class amx_buffer {
- public:
-  T* reserve(index_t n) {
-    const std::size_t need = static_cast<std::size_t>(n) * sizeof(T) + 64;
-    if (raw_.size() < need) raw_.resize(need);
-    const auto p = reinterpret_cast<std::uintptr_t>(raw_.data());
-    return reinterpret_cast<T*>(raw_.data() + ((64 - p % 64) % 64));
-  }
-
- private:
-  std::vector<unsigned char> raw_;
-};
-
 /// Per-thread scratch of the tile kernel (grows to the largest task seen, kept for reuse).
 struct amx_scratch {
-  amx_buffer<std::int8_t> a, b;  ///< tile-ordered activations (calling thread), widened weights
-  amx_buffer<std::int32_t> c;    ///< int32 accumulators between K chunks
-  amx_buffer<float> y;           ///< float epilogue sums
+  // 64-byte aligned: a tile row straddling two lines halves TILELOADD's throughput.
+  aligned_scratch<std::int8_t> a;   ///< tile-ordered activations (calling thread's copy)
+  aligned_scratch<std::int8_t> b;   ///< widened weights of a K chunk
+  aligned_scratch<std::int32_t> c;  ///< int32 accumulators between K chunks
+  aligned_scratch<float> y;         ///< float epilogue sums
 };
 
 inline amx_scratch& amx_thread_scratch() {
