@@ -22,6 +22,10 @@
 
 #include <benchmark/benchmark.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <cstring>
 
 #include <map>
@@ -36,6 +40,9 @@
 
 #if defined(ROTQUANT_HAVE_DNNL)
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
+#if ROTQUANT_HAS_AMX
+#include "rotquant/detail/arch/amx/tiles.hpp"
 #endif
 
 namespace {
@@ -233,6 +240,94 @@ int register_formats() {
   return 0;
 }
 [[maybe_unused]] const int formats_registered = register_formats();
+
+// The per-core limits the GEMM rows are read against, measured in the same run: back-to-back
+// vpdpbusd zmm on 12 independent accumulators (no loads), and TDPBSSD on four accumulator
+// tiles with operands held in tiles (ops = 2 x multiply-adds per second).
+#if ROTQUANT_HAS_AVX512
+ROTQUANT_TARGET_AVX512 std::int64_t vpdpbusd_loop(std::int64_t iters) {
+  __m512i acc[12];
+  ROTQUANT_UNROLL for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_epi32(i);
+  __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(5);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    ROTQUANT_UNROLL for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+    __asm__ volatile("" : "+v"(a), "+v"(b));
+  }
+  __m512i s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_epi32(s, acc[i]);
+  alignas(64) std::int32_t lanes[16];
+  _mm512_store_si512(lanes, s);
+  return lanes[0];
+}
+#endif
+
+void BM_limit_vpdpbusd(benchmark::State& st) {
+#if ROTQUANT_HAS_AVX512
+  if (!rotquant::isa_available(rotquant::isa::avx512)) {
+    st.SkipWithError("ISA not available");
+    return;
+  }
+  constexpr std::int64_t iters = 1 << 16;
+  for (auto _ : st) benchmark::DoNotOptimize(vpdpbusd_loop(iters));
+  st.counters["ops_per_second"] = benchmark::Counter(2.0 * 64 * 12 * static_cast<double>(iters),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel("limit: vpdpbusd zmm, one core");
+#else
+  st.SkipWithError("ISA not available");
+#endif
+}
+BENCHMARK(BM_limit_vpdpbusd)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+#if ROTQUANT_HAS_AMX
+ROTQUANT_TARGET_AMX void tdpbssd_loop(std::int64_t iters, std::int32_t* out) {
+  rotquant::detail::arch::amx_tile_config cfg;
+  for (int i = 0; i < 8; ++i) {
+    cfg.rows[i] = 16;
+    cfg.colsb[i] = 64;
+  }
+  alignas(64) static std::int8_t ones[1024];
+  for (auto& v : ones) v = 1;
+  _tile_loadconfig(&cfg);
+  _tile_loadd(4, ones, 64);
+  _tile_loadd(5, ones, 64);
+  _tile_loadd(6, ones, 64);
+  _tile_loadd(7, ones, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (std::int64_t it = 0; it < iters; ++it) {
+    _tile_dpbssd(0, 4, 6);
+    _tile_dpbssd(1, 4, 7);
+    _tile_dpbssd(2, 5, 6);
+    _tile_dpbssd(3, 5, 7);
+  }
+  _tile_stored(0, out, 64);
+  _tile_release();
+}
+#endif
+
+void BM_limit_tdpbssd(benchmark::State& st) {
+#if ROTQUANT_HAS_AMX
+  if (!rotquant::isa_available(rotquant::isa::amx)) {
+    st.SkipWithError("ISA not available");
+    return;
+  }
+  constexpr std::int64_t iters = 1 << 14;
+  alignas(64) static std::int32_t out[256];
+  for (auto _ : st) {
+    tdpbssd_loop(iters, out);
+    benchmark::DoNotOptimize(out[0]);
+  }
+  st.counters["ops_per_second"] =
+      benchmark::Counter(2.0 * 4 * 16 * 16 * 64 * static_cast<double>(iters),
+                         benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel("limit: tdpbssd (AMX), one core");
+#else
+  st.SkipWithError("ISA not available");
+#endif
+}
+BENCHMARK(BM_limit_tdpbssd)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // Peer: Eigen fp32 GEMM, Y = X W^T (single thread).
 void BM_eigen_f32(benchmark::State& st) {

@@ -2,11 +2,10 @@
 // detail/gemm_args.hpp: the argument block every per-ISA W4A4 GEMM kernel receives.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "rotquant/core/matrix.hpp"
+#include "rotquant/detail/aligned_scratch.hpp"
 
 namespace rotquant {
 namespace detail {
@@ -39,22 +38,6 @@ struct gemm_args {
   /// The AMX kernel's copy of the activation codes in tile order (detail/arch/amx/gemm.hpp,
   /// amx_pack_activations); null for the other kernels.
   const std::int8_t* a_tiles = nullptr;
-};
-
-/// A growable scratch buffer whose storage starts on a 64-byte line (kernels keep one per thread
-/// and reuse it): a 64-byte load or a tile row that straddles two lines costs two L1 accesses.
-template <class T>
-class aligned_scratch {
- public:
-  T* reserve(index_t n) {
-    const std::size_t need = static_cast<std::size_t>(n) * sizeof(T) + 64;
-    if (raw_.size() < need) raw_.resize(need);
-    const auto p = reinterpret_cast<std::uintptr_t>(raw_.data());
-    return reinterpret_cast<T*>(raw_.data() + ((64 - p % 64) % 64));
-  }
-
- private:
-  std::vector<unsigned char> raw_;
 };
 
 /// First and one-past-last 8-chunk of kernel block b.

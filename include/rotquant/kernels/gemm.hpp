@@ -435,7 +435,9 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
                              executor* ex = nullptr) {
   detail::quantized_matmul_check(A, W, out, ep);
   if (A.m == 0) return;
-  const bool tiles = active_isa() == isa::amx && A.m >= detail::arch::amx_min_rows;
+  const index_t kb = std::min(std::min(A.block, W.k), std::min(W.block, W.k));
+  const bool tiles = active_isa() == isa::amx &&
+                     detail::arch::amx_takes(A.m, kb, detail::packed_ceil_div(W.k, kb));
   detail::gemm_execute(
       A, W, out, ep, ex, tiles,
       [](const detail::gemm_args& g, index_t m0, index_t m1, index_t p0, index_t p1) {

@@ -9,7 +9,8 @@
 // detail/gemm_args.hpp, so the results equal the scalar kernel's bit for bit. Signed weights
 // give sum w * a directly, the same integer as sum u * a - off * sum a.
 //
-// Task shapes with fewer than amx_min_rows rows (decode) run the AVX-512 VNNI kernel.
+// Tasks with fewer than amx_min_rows rows (decode) or kernel blocks shorter than amx_min_block
+// run the AVX-512 VNNI kernel.
 #pragma once
 // IWYU pragma: private, include "rotquant/kernels/gemm.hpp"
 
@@ -27,6 +28,17 @@ namespace arch {
 
 /// Fewest rows of a task that the tile kernel takes (fewer: the VNNI kernel).
 constexpr index_t amx_min_rows = 16;
+/// Shortest kernel block the tile kernel takes: each block ends in a tile store and a float
+/// epilogue step per output, which below 128 k values costs more than the tiles save
+/// (Sapphire Rapids, M = 2048, K = N = 4096, one thread: groups of 32 / 64 / 128 / 256 ran
+/// 0.58x / 0.86x / 1.4x / 2.0x the VNNI kernel's rate).
+constexpr index_t amx_min_block = 128;
+
+/// True if the tile kernel runs `rows` rows of a GEMM with kernel blocks of kb values (nkb of
+/// them); false: the VNNI kernel.
+inline bool amx_takes(index_t rows, index_t kb, index_t nkb) {
+  return rows >= amx_min_rows && (nkb == 1 || kb >= amx_min_block);
+}
 
 /// K layout of the tile kernel for one GEMM: each kernel block padded to kbp (a multiple of
 /// the tile depth kt), kpad = nkb * kbp bytes per activation row.
@@ -130,11 +142,11 @@ ROTQUANT_AVX512_BEGIN
 #undef ROTQUANT_AMX_NS
 #undef ROTQUANT_AMX_ATTR
 
-/// AMX kernel: same results as gemm_range(scalar, ...) bit for bit. Tasks with fewer than
-/// amx_min_rows rows go to the AVX-512 VNNI kernel.
+/// AMX kernel: same results as gemm_range(scalar, ...) bit for bit. Tasks the tile kernel
+/// does not take (amx_takes: few rows, short blocks) go to the AVX-512 VNNI kernel.
 ROTQUANT_TARGET_AMX inline void gemm_range(amx, const gemm_args& g, index_t m0, index_t m1,
                                            index_t p0, index_t p1) {
-  if (m1 - m0 < amx_min_rows) return gemm_range(avx512{}, g, m0, m1, p0, p1);
+  if (!amx_takes(m1 - m0, g.kb, g.nkb)) return gemm_range(avx512{}, g, m0, m1, p0, p1);
   amx_tiles_hw t;
   amx_hw_impl::amx_gemm_range(t, g, m0, m1, p0, p1);
 }

@@ -16,6 +16,15 @@ namespace rotquant {
 namespace detail {
 namespace arch {
 
+/// Horizontal sum of 16 int32 lanes.
+ROTQUANT_TARGET_AVX512 inline std::int32_t qact_hsum_epi32(__m512i a) {
+  __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+  return _mm_cvtsi128_si32(s4);
+}
+
 /// Horizontal signed-integer max of 16 lanes.
 ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_hmax_epi32(__m512i m) {
   __m256i h8 = _mm256_max_epi32(_mm512_castsi512_si256(m), _mm512_extracti64x4_epi64(m, 1));
@@ -45,25 +54,24 @@ ROTQUANT_TARGET_AVX512 inline std::uint32_t qact_abs_bits_max(avx512, const floa
 /// clamp(x / s, lo, hi) for 16 lanes, exactly as the IEEE division would give it, through a
 /// multiply: t = x * r with r = RN(1 / s) is within 1.5 * 2^-23 |x / s| of RN(x / s) (two
 /// roundings of 2^-24 each), so the two round to the same integer unless a half-integer lies
-/// within 2^-20 |t| of t. Lanes that close to a tie are recomputed with the division (random
-/// data: about one vector in 10^4). vdivps zmm is 16 cycles a vector on Sapphire Rapids, a
-/// quarter of the row's time; the multiply and the check run on the FMA pipes.
+/// that close to t. `tie_band` = 0.5 - 2^-20 (max |t| + 1) for the row: lanes whose distance to
+/// the nearest integer reaches it are recomputed with the division (random data: about one
+/// vector in 10^4). vdivps zmm takes 16 cycles a vector on Sapphire Rapids, a quarter of the
+/// row's time; the multiply and the check (three operations) do not.
 ROTQUANT_TARGET_AVX512 inline __m512 qact_div_clamped(__m512 x, __m512 vs, __m512 vr, __m512 lo,
-                                                      __m512 hi) {
+                                                      __m512 hi, __m512 tie_band) {
   const __m512 t = _mm512_mul_ps(x, vr);
-  const __m512 f =
-      _mm512_sub_ps(t, _mm512_roundscale_ps(t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC));
-  const __m512 d = _mm512_abs_ps(_mm512_sub_ps(f, _mm512_set1_ps(0.5f)));
-  const __mmask16 near_tie =
-      _mm512_cmp_ps_mask(d, _mm512_mul_ps(_mm512_abs_ps(t), _mm512_set1_ps(0x1p-20f)), _CMP_LE_OQ);
+  const __m512 dist = _mm512_abs_ps(
+      _mm512_sub_ps(t, _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+  const __mmask16 near_tie = _mm512_cmp_ps_mask(dist, tie_band, _CMP_GE_OQ);
   const __m512 q = near_tie ? _mm512_mask_div_ps(t, near_tie, x, vs) : t;
   return _mm512_min_ps(_mm512_max_ps(q, lo), hi);
 }
 
 /// qact_div_clamped when `fast`, the division itself otherwise.
 ROTQUANT_TARGET_AVX512 inline __m512 qact_quotient(bool fast, __m512 x, __m512 vs, __m512 vr,
-                                                   __m512 lo, __m512 hi) {
-  return fast ? qact_div_clamped(x, vs, vr, lo, hi)
+                                                   __m512 lo, __m512 hi, __m512 tie_band) {
+  return fast ? qact_div_clamped(x, vs, vr, lo, hi, tie_band)
               : _mm512_min_ps(_mm512_max_ps(_mm512_div_ps(x, vs), lo), hi);
 }
 
@@ -81,14 +89,18 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_sym_codes(avx512, const float* x
   // The error bound needs normal floats: a subnormal or infinite reciprocal takes the division.
   const bool fast = std::isnormal(r);
   const __m512 vr = _mm512_set1_ps(r);
+  // Only |t| < -qmin + 1 can round to another code (beyond, both clamp to the same end), and
+  // there the product is within 1.5 * 2^-23 (-qmin + 2) of the quotient: a band of
+  // 2^-20 (-qmin + 2) around each half-integer covers it with room to spare.
+  const __m512 tie_band = _mm512_set1_ps(0.5f - 0x1p-20f * static_cast<float>(-qmin + 2));
 
   __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0;
   index_t i = 0;
   for (; i + 32 <= k; i += 32) {
     const __m512i q0 =
-        _mm512_cvtps_epi32(qact_quotient(fast, _mm512_loadu_ps(x + i), vs, vr, lo, hi));
-    const __m512i q1 =
-        _mm512_cvtps_epi32(qact_quotient(fast, _mm512_loadu_ps(x + i + 16), vs, vr, lo, hi));
+        _mm512_cvtps_epi32(qact_quotient(fast, _mm512_loadu_ps(x + i), vs, vr, lo, hi, tie_band));
+    const __m512i q1 = _mm512_cvtps_epi32(
+        qact_quotient(fast, _mm512_loadu_ps(x + i + 16), vs, vr, lo, hi, tie_band));
     acc0 = _mm512_add_epi32(acc0, q0);
     acc1 = _mm512_add_epi32(acc1, q1);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(q0));
@@ -98,17 +110,50 @@ ROTQUANT_TARGET_AVX512 inline std::int32_t qact_sym_codes(avx512, const float* x
     const index_t n = k - i < 16 ? k - i : 16;
     const __mmask16 m = static_cast<__mmask16>((1u << n) - 1u);
     const __m512i q = _mm512_maskz_mov_epi32(
-        m,
-        _mm512_cvtps_epi32(qact_quotient(fast, _mm512_maskz_loadu_ps(m, x + i), vs, vr, lo, hi)));
+        m, _mm512_cvtps_epi32(
+               qact_quotient(fast, _mm512_maskz_loadu_ps(m, x + i), vs, vr, lo, hi, tie_band)));
     acc0 = _mm512_add_epi32(acc0, q);
     _mm512_mask_cvtepi32_storeu_epi8(codes + i, m, q);
   }
+  return qact_hsum_epi32(_mm512_add_epi32(acc0, acc1));
+}
+
+/// qact_sym_codes(avx512, ...) of row x, and in the same loop the absmax bits of the next row
+/// `next` (qact_abs_bits_max): the next row streams in from memory while this one (in L1 after
+/// its own absmax pass) is quantized, instead of the two alternating. Returns the code sum and
+/// stores the next row's bits in *next_bits. Identical results to the two calls.
+ROTQUANT_TARGET_AVX512 inline std::int32_t qact_sym_codes_and_next_amax(
+    avx512, const float* x, const float* next, index_t k, float s, int qmin, int qmax,
+    std::int8_t* codes, std::uint32_t* next_bits) {
+  const __m512 vs = _mm512_set1_ps(s);
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(qmin));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(qmax));
+  const float r = 1.0f / s;
+  const bool fast = std::isnormal(r);
+  const __m512 vr = _mm512_set1_ps(r);
+  const __m512 tie_band = _mm512_set1_ps(0.5f - 0x1p-20f * static_cast<float>(-qmin + 2));
+  const __m512i mask = _mm512_set1_epi32(0x7FFFFFFF);
+  __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, m0 = acc0, m1 = acc0;
+  index_t i = 0;
+  for (; i + 32 <= k; i += 32) {
+    m0 = _mm512_max_epi32(m0, _mm512_and_si512(_mm512_loadu_si512(next + i), mask));
+    m1 = _mm512_max_epi32(m1, _mm512_and_si512(_mm512_loadu_si512(next + i + 16), mask));
+    const __m512i q0 =
+        _mm512_cvtps_epi32(qact_quotient(fast, _mm512_loadu_ps(x + i), vs, vr, lo, hi, tie_band));
+    const __m512i q1 = _mm512_cvtps_epi32(
+        qact_quotient(fast, _mm512_loadu_ps(x + i + 16), vs, vr, lo, hi, tie_band));
+    acc0 = _mm512_add_epi32(acc0, q0);
+    acc1 = _mm512_add_epi32(acc1, q1);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i), _mm512_cvtepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + i + 16), _mm512_cvtepi32_epi8(q1));
+  }
+  *next_bits = qact_hmax_epi32(_mm512_max_epi32(
+      _mm512_max_epi32(m0, m1), _mm512_set1_epi32(static_cast<int>(
+                                    i < k ? qact_abs_bits_max(avx512{}, next + i, k - i) : 0u))));
   const __m512i a = _mm512_add_epi32(acc0, acc1);
-  __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
-  __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
-  s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
-  return _mm_cvtsi128_si32(s4);
+  std::int32_t sum = qact_hsum_epi32(a);
+  if (i < k) sum += qact_sym_codes(avx512{}, x + i, k - i, s, qmin, qmax, codes + i);
+  return sum;
 }
 
 /// Horizontal max / sum of 16 lanes by shuffles (GCC 12's reduce intrinsics trip warnings).
