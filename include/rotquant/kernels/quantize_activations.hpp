@@ -141,6 +141,7 @@ void qact_row(Tag tag, const float* x, index_t r, float clip, packed_activations
   for (index_t i = k; i < stride; ++i) c[i] = 0;
 }
 
+#if ROTQUANT_HAS_AVX512
 /// Per-token symmetric INT rows [lo, hi) on AVX-512 (qsi4dx, qsi8dx): the absmax pass of row
 /// r + 1 runs inside row r's quantization loop (qact_sym_codes_and_next_amax), so the memory
 /// stream never waits for the arithmetic. Same results and errors as qact_row row by row (a
@@ -168,6 +169,7 @@ void qact_sym_rows(Tag tag, const const_matrix_view<float>& X, index_t lo, index
     for (index_t i = k; i < stride; ++i) c[i] = 0;
   }
 }
+#endif
 
 /// Throws rotquant::error naming `fn` unless the input view X is well formed (data for a
 /// non-empty shape, a row stride >= its columns when it has several rows) and shares no memory
@@ -272,12 +274,14 @@ inline void quantize_activations(const const_matrix_view<float>& X, act_format f
         0, m, grain,
         [&](index_t lo, index_t hi) {
           if (second_pass) std::tie(lo, hi) = std::make_pair(m - hi, m - lo);
+#if ROTQUANT_HAS_AVX512
           if constexpr (std::is_base_of_v<detail::arch::avx512, decltype(tag)>) {
             if (format == act_format::qsi4dx || format == act_format::qsi8dx) {
               detail::qact_sym_rows(tag, X, lo, hi, opt.clip, out);
               return;
             }
           }
+#endif
           for (index_t r = lo; r < hi; ++r)
             detail::qact_row(tag, X.data() + r * X.outerStride(), r, opt.clip, out,
                              r + 1 < hi ? X.data() + (r + 1) * X.outerStride() : nullptr);
