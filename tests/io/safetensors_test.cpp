@@ -17,10 +17,11 @@ namespace {
 using rotquant::io::dtype;
 
 std::vector<std::uint8_t> image(const std::string& header, std::size_t data_bytes) {
-  std::vector<std::uint8_t> out(8);
+  // Sized once and filled by index: GCC 12 at -O3 reports a false -Warray-bounds inside
+  // vector::insert of the header bytes after an 8-byte vector.
+  std::vector<std::uint8_t> out(8 + header.size() + data_bytes, 0);
   for (int i = 0; i < 8; ++i) out[i] = static_cast<std::uint8_t>(header.size() >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.resize(out.size() + data_bytes, 0);
+  std::memcpy(out.data() + 8, header.data(), header.size());
   return out;
 }
 
