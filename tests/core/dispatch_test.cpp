@@ -82,6 +82,9 @@ TEST(Dispatch, UnavailablePathIsAnErrorNotSigill) {
 #else
   EXPECT_ROTQUANT_ERROR(rotquant::set_isa(rotquant::isa::avx2), "not available");
 #endif
+  if (!rotquant::isa_available(rotquant::isa::amx)) {
+    EXPECT_ROTQUANT_ERROR(rotquant::set_isa(rotquant::isa::amx), "'amx' is not available");
+  }
   EXPECT_ROTQUANT_ERROR(rotquant::parse_isa("sse9"), "unknown ISA name 'sse9'");
   EXPECT_EQ(rotquant::parse_isa("avx512"), rotquant::isa::avx512);
   EXPECT_EQ(rotquant::parse_isa("amx"), rotquant::isa::amx);
