@@ -5,10 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
+#include "rotquant/core/dispatch.hpp"
 #include "rotquant/core/matrix.hpp"
 #include "rotquant/core/rng.hpp"
 
@@ -18,6 +21,38 @@ namespace rotquant_test {
 inline bool small_scale() {
   const char* s = std::getenv("ROTQUANT_TEST_SCALE");
   return s != nullptr && std::strcmp(s, "small") == 0;
+}
+
+/// The SIMD paths the "every path" loops run: rotquant::available_isas(). The first call prints
+/// the paths of this architecture that the loops do not run (not compiled in, or the CPU lacks
+/// them), so a pass on such a machine says what it did not compare.
+inline const std::vector<rotquant::isa>& isa_paths() {
+  static const std::vector<rotquant::isa> paths = [] {
+    using rotquant::isa;
+    struct path {
+      isa id;
+      bool compiled;
+    };
+#if ROTQUANT_ARCH_X86
+    const path arch_paths[] = {{isa::avx2, ROTQUANT_HAS_AVX2 != 0},
+                               {isa::avx512, ROTQUANT_HAS_AVX512 != 0},
+                               {isa::amx, ROTQUANT_HAS_AMX != 0}};
+#elif ROTQUANT_ARCH_ARM64
+    const path arch_paths[] = {{isa::neon, ROTQUANT_HAS_NEON != 0}};
+#else
+    const path arch_paths[] = {{isa::scalar, true}};
+#endif
+    std::string missing;
+    for (const path& p : arch_paths)
+      if (!rotquant::isa_available(p.id))
+        missing += std::string(missing.empty() ? "" : ", ") + rotquant::to_string(p.id) +
+                   (p.compiled ? " (this CPU lacks it)" : " (not compiled in)");
+    if (!missing.empty())
+      std::printf("[ SKIPPED  ] SIMD paths the every-path tests do not run here: %s\n",
+                  missing.c_str());
+    return rotquant::available_isas();
+  }();
+  return paths;
 }
 
 /// `full` natively, `small` under emulation.

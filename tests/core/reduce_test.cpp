@@ -17,7 +17,7 @@ TEST(Reduce, AbsmaxEveryPathBitExactWithScalar) {
   rotquant::rng g(7);
   std::vector<float> buf(600);
   for (auto& v : buf) v = static_cast<float>(g.normal());
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     for (int offset = 0; offset < 3; ++offset) {
       for (int n = 0; n <= 300; ++n) {
         const float* x = buf.data() + offset;
@@ -34,7 +34,7 @@ TEST(Reduce, AbsmaxEveryPathBitExactWithScalar) {
 }
 
 TEST(Reduce, AbsmaxFindsPlantedExtremeAnywhere) {
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     for (int n : {1, 7, 8, 15, 16, 17, 31, 32, 33, 100}) {
       for (int pos = 0; pos < n; ++pos) {

@@ -133,7 +133,7 @@ TEST(Gemm, EveryPathAndFormatBitExactWithInt64Reference) {
             const rotquant::vector_f bias = random_matrix(n, 1, seed).col(0);
             const bool with_bias = (seed & 1) != 0;
             const matrix_f want = reference(pa, w, with_bias ? bias.data() : nullptr);
-            for (auto path : rotquant::available_isas()) {
+            for (auto path : rotquant_test::isa_paths()) {
               rotquant::scoped_isa force(path);
               const matrix_f got = rotquant::quantized_matmul(
                   pa, pw,
@@ -173,7 +173,7 @@ TEST(Gemm, ExtremeCodesExactOnEveryPath) {
         const matrix_f want = reference(pa, w, nullptr);
         EXPECT_EQ(want(0, 0), static_cast<float>(want_dot) * (pa.scales[0] * w.scales[0]))
             << "reference sanity";
-        for (auto path : rotquant::available_isas()) {
+        for (auto path : rotquant_test::isa_paths()) {
           rotquant::scoped_isa force(path);
           EXPECT_TRUE(bits_equal(rotquant::quantized_matmul(pa, pw), want))
               << rotquant::to_string(path) << " mode " << mode << " " << rotquant::to_string(wf)
@@ -199,7 +199,7 @@ TEST(Gemm, AlternatingExtremesOnEveryPath) {
     for (index_t c = 0; c < k; ++c) x(r, c) = (c + r) % 2 ? -1.0f : 0.875f;
   const packed_activations pa = rotquant::quantize_activations(x, act_format::qsi4dx, 0.875f);
   const matrix_f want = reference(pa, w, nullptr);
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     EXPECT_TRUE(bits_equal(rotquant::quantized_matmul(pa, pw), want)) << rotquant::to_string(path);
   }

@@ -64,7 +64,7 @@ TEST(W4a4Linear, FusedRotationGivesTheBitsOfRotatingFirst) {
   // Sizes K 2^m (K = 1 and QuaRot's 12), row counts with tails around the quantizer's tiles.
   const index_t ks[] = {64, 192, 256};
   const index_t ms[] = {1, 3, 17, 70};
-  for (const auto isa : rotquant::available_isas()) {
+  for (const auto isa : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(isa);
     for (const auto& c : kLayerCases) {
       for (const index_t k : ks) {

@@ -65,7 +65,7 @@ TEST(QuantizeActivations, EveryPathBitExactWithScalar) {
         rotquant::scoped_isa force(rotquant::isa::scalar);
         rotquant::quantize_activations(rotquant::view(x), f, ref, 0.9f, 32);
       }
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         packed_activations got;
         rotquant::quantize_activations(rotquant::view(x), f, got, 0.9f, 32);
@@ -96,7 +96,7 @@ TEST(QuantizeActivations, WideBlockMagnitudesEveryPathBitExact) {
         rotquant::scoped_isa force(rotquant::isa::scalar);
         rotquant::quantize_activations(rotquant::view(x), f, ref, 1.0f, 16);
       }
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         packed_activations got;
         rotquant::quantize_activations(rotquant::view(x), f, got, 1.0f, 16);
@@ -130,7 +130,7 @@ TEST(QuantizeActivations, Fp4EncodersMatchTheLadderOverEveryBinade) {
     x(0, blk * 32 + 1 + off) = (i % 2) ? -vals[i] : vals[i];
   }
   for (index_t blk = 0; blk < blocks; ++blk) x(0, blk * 32) = 4.0f;
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     const auto p = rotquant::quantize_activations(x, act_format::mxfp4);
     for (index_t c = 0; c < x.cols(); ++c) {
@@ -145,7 +145,7 @@ TEST(QuantizeActivations, Fp4EncodersMatchTheLadderOverEveryBinade) {
     rotquant::scoped_isa force(rotquant::isa::scalar);
     rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, ref);
   }
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     packed_activations got;
     rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, got);
@@ -160,7 +160,7 @@ TEST(QuantizeActivations, TiesRoundHalfToEvenOnEveryPath) {
   for (index_t c = 0; c < 40; ++c) x(0, c) = static_cast<float>(c % 14) - 7.0f + 0.5f;
   x(0, 0) = 7.0f;
   x(0, 39) = -7.0f;
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     const auto p = rotquant::quantize_activations(x, act_format::qsi4dx);
     EXPECT_EQ(p.scales[0], 1.0f);
@@ -211,7 +211,7 @@ TEST(QuantizeActivations, QuotientNearTiesMatchTheDivisionOnEveryPath) {
         rotquant::quantize_activations(rotquant::view(x), f, ref);
       }
       ASSERT_EQ(ref.scales[0], s);
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         packed_activations got;
         rotquant::quantize_activations(rotquant::view(x), f, got);
@@ -317,7 +317,7 @@ TEST(QuantizeActivations, FusedHadamardEqualsRotateThenQuantize) {
       packed_activations want;
       rotquant::quantize_activations(rotquant::view(static_cast<const matrix_f&>(xt)), f, want,
                                      1.0f, 32);
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         rotquant::thread_pool_executor pool(2);
         packed_activations got;
@@ -346,7 +346,7 @@ TEST(QuantizeActivations, Nvfp4StaticTensorScale) {
   EXPECT_EQ(ts, dyn.tensor_scale);
   rotquant::quantize_options opt;
   opt.nvfp4_tensor_scale = ts;
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     packed_activations got;
     rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, got, opt);
@@ -362,7 +362,7 @@ TEST(QuantizeActivations, Nvfp4StaticTensorScale) {
   rotquant::quantize_activations(rotquant::view(static_cast<const matrix_f&>(xt)),
                                  act_format::nvfp4, want, opt);
   EXPECT_EQ(want.tensor_scale, opt.nvfp4_tensor_scale);
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     rotquant::thread_pool_executor pool(2);
     opt.ex = &pool;
@@ -436,7 +436,7 @@ TEST(QuantizeActivations, Nvfp4BothDivisionPathsMatchTheLadder) {
   ASSERT_GE(next_b, sweep.size());
   rotquant::quantize_options opt;
   opt.nvfp4_tensor_scale = 1.0f;
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     packed_activations p;
     rotquant::quantize_activations(rotquant::view(x), act_format::nvfp4, p, opt);
@@ -474,7 +474,7 @@ TEST(QuantizeActivations, Nvfp4BothDivisionPathsMatchTheLadder) {
         rotquant::scoped_isa force(rotquant::isa::scalar);
         rotquant::quantize_activations(rotquant::view(*in), act_format::nvfp4, ref, opt);
       }
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         packed_activations got;
         rotquant::quantize_activations(rotquant::view(*in), act_format::nvfp4, got, opt);
@@ -524,7 +524,7 @@ TEST(QuantizeActivations, NoOverReadPastTheInput) {
     for (index_t i = 0; i < m * k; ++i) x[i] = static_cast<float>(g.normal());
     const auto X = rotquant::make_view(static_cast<const float*>(x), m, k, k);
     for (act_format f : all_formats)
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         packed_activations out;
         rotquant::quantize_activations(X, f, out, 1.0f, 8);
@@ -540,7 +540,7 @@ TEST(QuantizeActivations, NoOverReadPastTheInput) {
 TEST(QuantizeActivations, NonFiniteRejectedAtEveryPositionOnEveryPath) {
   const index_t k = 16 * 32 + 3 * 32 + 7;  // 16 full MXFP4 blocks, 3 more, a 7-element tail
   const float bad_values[] = {std::nanf(""), INFINITY, -INFINITY};
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     for (act_format f : all_formats)
       for (index_t pos : {index_t{0}, index_t{300}, index_t{511}, index_t{530}, k - 1})
@@ -591,7 +591,7 @@ TEST(QuantizeFp4E2M1Rows, EveryPathEqualsTheGeneralQuantizer) {
           rotquant::quantize(rotquant::quantizer::fp4(rotquant::fp4_kind::e2m1,
                                                       rotquant::granularity::per_row, 0, clip),
                              x);
-      for (auto path : rotquant::available_isas()) {
+      for (auto path : rotquant_test::isa_paths()) {
         rotquant::scoped_isa force(path);
         const auto got = rotquant::quantize_fp4_e2m1_rows(xv, clip);
         expect_same_matrix(got, want,
@@ -625,7 +625,7 @@ TEST(QuantizeFp4E2M1Rows, KnownCodesAndTiesOnEveryPath) {
   constexpr index_t n = 16;
   matrix_f x(1, 67);
   for (index_t c = 0; c < 67; ++c) x(0, c) = in[c % n];
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     const auto got = rotquant::quantize_fp4_e2m1_rows(x);
     ASSERT_EQ(got.scales[0], 1.0f);

@@ -160,7 +160,7 @@ TEST(DuquantKernel, EveryIsaMatchesScalarBitForBit) {
     }
     std::swap(want[0], want[static_cast<std::size_t>(e)]);
     EXPECT_TRUE(same_bits(ref, want)) << "B = " << b;
-    for (rotquant::isa i : rotquant::available_isas()) {
+    for (rotquant::isa i : rotquant_test::isa_paths()) {
       std::vector<float> y = x;
       rotquant::dispatch(
           [&](auto tag) {
@@ -301,7 +301,7 @@ TEST(DuquantSearch, EveryIsaGivesTheSameSearch) {
   opt.block_size = 16;
   opt.rotation_steps = 40;
   std::vector<rotquant::duquant_result> res;
-  for (rotquant::isa i : rotquant::available_isas()) {
+  for (rotquant::isa i : rotquant_test::isa_paths()) {
     rotquant::scoped_isa guard(i);
     res.push_back(rotquant::duquant(x, opt));
   }

@@ -347,7 +347,7 @@ void check_paths_bit_exact(index_t n, index_t rows, index_t stride) {
       else
         p.apply_rows(want.data(), rows, stride);
     }
-    for (auto path : rotquant::available_isas()) {
+    for (auto path : rotquant_test::isa_paths()) {
       std::vector<S> got = input;
       rotquant::scoped_isa force(path);
       if (tr)

@@ -43,7 +43,7 @@ TEST(Orthogonal, SignOfDiagonalOfRIsFixedPositive) {
 
 TEST(Orthogonal, SameSeedSameMatrixOnEveryIsaDifferentSeedDifferent) {
   const matrix_d want = rotquant::random_orthogonal(96, 5);
-  for (auto path : rotquant::available_isas()) {
+  for (auto path : rotquant_test::isa_paths()) {
     rotquant::scoped_isa force(path);
     EXPECT_TRUE(rotquant::random_orthogonal(96, 5) == want) << rotquant::to_string(path);
   }
