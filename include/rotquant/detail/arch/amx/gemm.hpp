@@ -146,7 +146,10 @@ ROTQUANT_AVX512_BEGIN
 /// does not take (amx_takes: few rows, short blocks) go to the AVX-512 VNNI kernel.
 ROTQUANT_TARGET_AMX inline void gemm_range(amx, const gemm_args& g, index_t m0, index_t m1,
                                            index_t p0, index_t p1) {
-  if (!amx_takes(m1 - m0, g.kb, g.nkb)) return gemm_range(avx512{}, g, m0, m1, p0, p1);
+  // g.a_tiles is set by the tile grid of quantized_matmul (detail::gemm_execute); a caller on
+  // the VNNI grid never reaches the tiles.
+  if (g.a_tiles == nullptr || !amx_takes(m1 - m0, g.kb, g.nkb))
+    return gemm_range(avx512{}, g, m0, m1, p0, p1);
   amx_tiles_hw t;
   amx_hw_impl::amx_gemm_range(t, g, m0, m1, p0, p1);
 }
