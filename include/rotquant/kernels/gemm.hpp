@@ -152,14 +152,18 @@ inline void gemm_store_row(packed_weights& pw, index_t r, const std::uint8_t* ni
   }
 }
 
+/// Which task grid gemm_execute lays out (see there).
+enum class gemm_grid { vnni, amx, amx_always };
+
 /// Runs kernel(g, m0, m1, p0, p1) over the task grid of out = A W^T (inputs already checked by
-/// quantized_matmul). Tasks are row blocks of mc rows x chunks of pc panels; `tiles` picks the
-/// grid of the AMX tile kernel (taller row blocks: its per-task weight widening is amortised
-/// over more rows). Every output is computed by exactly one task, so the bits do not depend on
-/// the grid or the thread count.
+/// quantized_matmul). Tasks are row blocks of mc rows x chunks of pc panels. The grid of the
+/// AMX tile kernel (taller row blocks: its per-task weight widening is amortised over more
+/// rows, and the activations copied in tile order) is used when `grid` is amx and the tile
+/// kernel takes the shape (arch::amx_takes), or always when it is amx_always. Every output is
+/// computed by exactly one task, so the bits do not depend on the grid or the thread count.
 template <class Kernel>
 void gemm_execute(const packed_activations& A, const packed_weights& W, matrix_view<float> out,
-                  const gemm_epilogue& ep, executor* ex, bool tiles, const Kernel& kernel) {
+                  const gemm_epilogue& ep, executor* ex, gemm_grid grid, const Kernel& kernel) {
   const index_t k = W.k;
   const index_t kb = std::min(std::min(A.block, k), std::min(W.block, k));
   gemm_args g;
@@ -200,6 +204,8 @@ void gemm_execute(const packed_activations& A, const packed_weights& W, matrix_v
     g.a_sums = sums.data();
   }
   const index_t panels = W.panels;
+  const bool tiles = grid == gemm_grid::amx_always ||
+                     (grid == gemm_grid::amx && arch::amx_takes(A.m, g.kb, g.nkb));
   index_t mc = 0, pc = 0;
   if (tiles) {
     // The tile kernel reads the activation codes in tile order, copied once per call into the
@@ -435,11 +441,9 @@ inline void quantized_matmul(const packed_activations& A, const packed_weights& 
                              executor* ex = nullptr) {
   detail::quantized_matmul_check(A, W, out, ep);
   if (A.m == 0) return;
-  const index_t kb = std::min(std::min(A.block, W.k), std::min(W.block, W.k));
-  const bool tiles = active_isa() == isa::amx &&
-                     detail::arch::amx_takes(A.m, kb, detail::packed_ceil_div(W.k, kb));
   detail::gemm_execute(
-      A, W, out, ep, ex, tiles,
+      A, W, out, ep, ex,
+      active_isa() == isa::amx ? detail::gemm_grid::amx : detail::gemm_grid::vnni,
       [](const detail::gemm_args& g, index_t m0, index_t m1, index_t p0, index_t p1) {
         dispatch([&](auto tag) { detail::arch::gemm_range(tag, g, m0, m1, p0, p1); });
       });
@@ -468,7 +472,7 @@ inline matrix_f quantized_matmul_amx_model(const packed_activations& A, const pa
   matrix_f out(A.m, W.n);
   quantized_matmul_check(A, W, view(out), ep);
   if (A.m == 0) return out;
-  gemm_execute(A, W, view(out), ep, ex, true,
+  gemm_execute(A, W, view(out), ep, ex, gemm_grid::amx_always,
                [](const gemm_args& g, index_t m0, index_t m1, index_t p0, index_t p1) {
                  arch::gemm_range_amx_model(g, m0, m1, p0, p1);
                });

@@ -87,17 +87,16 @@ inline index_t amx_activation_bytes(const amx_plan& P, index_t m) {
   return (m + 15) / 16 * 16 * P.kpad;
 }
 
-/// Copies activation rows [r0, r1) (r0 a multiple of 16) into tile order: row tile rt = r / 16,
+/// Copies activation rows [r0, r1) (r0 a multiple of 16, r1 <= m) into tile order: row tile rt = r / 16,
 /// step st (kt k values of the padded K axis) at dst[(rt * kpad / kt + st) * 16 * kt], 16 rows
 /// of kt bytes, so each A tile is one contiguous kilobyte (a 4 KiB row stride would put all 16
 /// rows of a tile in one L1 set). Each kernel block starts a step; padding bytes and the rows
 /// past m are zero.
 inline void amx_pack_activations(const gemm_args& g, const amx_plan& P, std::int8_t* dst,
                                  index_t r0, index_t r1) {
-  const index_t nst = P.kpad / P.kt;
   const index_t r1p = (r1 + 15) / 16 * 16;
   std::memset(dst + r0 * P.kpad, 0, static_cast<std::size_t>((r1p - r0) * P.kpad));
-  for (index_t r = r0; r < r1 && r < g.m; ++r) {
+  for (index_t r = r0; r < r1; ++r) {
     const std::int8_t* src = g.a + r * g.lda;
     std::int8_t* tile_rows = dst + (r / 16) * 16 * P.kpad + (r % 16) * P.kt;
     for (index_t kb = 0; kb < g.nkb; ++kb) {
@@ -109,7 +108,6 @@ inline void amx_pack_activations(const gemm_args& g, const amx_plan& P, std::int
       }
     }
   }
-  (void)nst;
 }
 
 }  // namespace arch
