@@ -87,9 +87,9 @@ inline index_t amx_activation_bytes(const amx_plan& P, index_t m) {
   return (m + 15) / 16 * 16 * P.kpad;
 }
 
-/// Copies activation rows [r0, r1) (r0 a multiple of 16, r1 <= m) into tile order: row tile rt = r / 16,
-/// step st (kt k values of the padded K axis) at dst[(rt * kpad / kt + st) * 16 * kt], 16 rows
-/// of kt bytes, so each A tile is one contiguous kilobyte (a 4 KiB row stride would put all 16
+/// Copies activation rows [r0, r1) (r0 a multiple of 16, r1 <= m) into tile order: row tile rt = r
+/// / 16, step st (kt k values of the padded K axis) at dst[(rt * kpad / kt + st) * 16 * kt], 16
+/// rows of kt bytes, so each A tile is one contiguous kilobyte (a 4 KiB row stride would put all 16
 /// rows of a tile in one L1 set). Each kernel block starts a step; padding bytes and the rows
 /// past m are zero.
 inline void amx_pack_activations(const gemm_args& g, const amx_plan& P, std::int8_t* dst,
